@@ -1,0 +1,67 @@
+"""LiteRT classifier: the model is read once, each worker thread gets its own interpreter.
+
+A TFLite interpreter is not safe to call from two threads at once, and the bot runs screenings
+in a thread pool; one interpreter per thread (built lazily from the shared model bytes) is
+cheaper than a lock that would serialise all screenings.  TensorFlow is never imported here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from inference.labels import CLASSES
+from inference.preprocess import INPUT_SIZE, model_input
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: np.ndarray  # (len(CLASSES),) calibrated softmax
+    skin: float  # probability that the photo is a close-up of skin
+
+
+class Classifier:
+    def __init__(self, model: bytes | str | Path, threads_per_interpreter: int = 1):
+        self._model = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self._threads = threads_per_interpreter
+        self._local = threading.local()
+        self._check(self._interpreter())  # fail at load time, not on the first user's photo
+
+    def _interpreter(self) -> Interpreter:
+        it = getattr(self._local, "interpreter", None)
+        if it is None:
+            it = Interpreter(model_content=self._model, num_threads=self._threads)
+            it.allocate_tensors()
+            self._local.interpreter = it
+        return it
+
+    @staticmethod
+    def _check(it: Interpreter) -> None:
+        shape = tuple(it.get_input_details()[0]["shape"])
+        if shape != (1, INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"model input {shape} does not match preprocessing ({INPUT_SIZE}x{INPUT_SIZE} RGB)")
+        widths = sorted(int(d["shape"][-1]) for d in it.get_output_details())
+        if widths != sorted([1, len(CLASSES)]):
+            raise ValueError(f"model outputs {widths} do not match {len(CLASSES)} classes + skin")
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """RGB uint8 image of any size → calibrated class probabilities and skin score."""
+        return self.predict_input(model_input(rgb))
+
+    def predict_input(self, x: np.ndarray) -> Prediction:
+        it = self._interpreter()
+        it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32, copy=False))
+        it.invoke()
+        probs, skin = None, None
+        for det in it.get_output_details():
+            out = it.get_tensor(det["index"])[0]
+            if out.shape[-1] == len(CLASSES):
+                probs = out.astype(np.float64)
+            else:
+                skin = float(out[0])
+        assert probs is not None and skin is not None
+        return Prediction(probs / probs.sum(), skin)

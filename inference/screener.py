@@ -1,0 +1,128 @@
+"""The public entry point: ``Screener.load()`` once, then ``screen(data)`` per photo.
+
+pre-process (decode, quality gate) → forward (LiteRT) → post-process (skin gate, risk).
+The caller (bot, CLI, benchmark) never needs to know how the model works.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from inference.classifier import Classifier
+from inference.decode import DecodedImage, DecodeError, decode
+from inference.labels import CLASSES
+from inference.quality import Thresholds, check
+from inference.risk import RiskThresholds, malignancy, risk_level
+
+MODEL_DIR = resources.files("inference") / "model"
+
+
+@dataclass
+class ScreeningResult:
+    accepted: bool
+    reasons: list[str]  # stable codes, empty when accepted
+    risk: str | None = None  # "low" | "moderate" | "high"; None when not accepted (unless forced)
+    malignancy: float | None = None
+    probabilities: dict[str, float] | None = None
+    top_class: str | None = None
+    skin: float | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    model: str = ""
+    ms: dict[str, float] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    version: str
+    risk: RiskThresholds
+    skin_cut: float
+    raw: dict
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        card = json.loads(Path(path).read_text(encoding="utf-8"))
+        if list(card["classes"]) != list(CLASSES):
+            raise ValueError(f"model card classes {card['classes']} differ from {list(CLASSES)}")
+        t = card["thresholds"]
+        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), card)
+
+
+class Screener:
+    """Loads the model once; ``screen`` is safe to call from many threads at once."""
+
+    def __init__(self, classifier: Classifier, card: ModelCard, quality: Thresholds = Thresholds()):
+        self.classifier = classifier
+        self.card = card
+        self.quality = quality
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, card: str | Path | None = None) -> Screener:
+        model_path = Path(model) if model else Path(str(MODEL_DIR / "model.tflite"))
+        card_path = Path(card) if card else model_path.with_name("model_card.json")
+        return cls(Classifier(model_path), ModelCard.read(card_path))
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def screen(self, data: bytes, force: bool = False) -> ScreeningResult:
+        """Screen one photo given as file bytes.  Never raises for bad input.
+
+        ``force`` also classifies photos that fail the gate (for maintainers), still reporting
+        ``accepted=False`` and the reasons.
+        """
+        t0 = time.perf_counter()
+        try:
+            img = decode(data)
+        except DecodeError as exc:
+            return ScreeningResult(False, [exc.code], model=self.version, ms={"decode": _ms(t0), "total": _ms(t0)})
+        result = self.screen_decoded(img, force)
+        result.ms = {"decode": _ms(t0) - result.ms["checks"] - result.ms["classify"], **result.ms, "total": _ms(t0)}
+        return result
+
+    def screen_decoded(self, img: DecodedImage, force: bool = False) -> ScreeningResult:
+        t0 = time.perf_counter()
+        report = check(img.rgb, (img.width, img.height), self.quality)
+        t_checks = _ms(t0)
+        result = ScreeningResult(
+            accepted=False,
+            reasons=list(report.reasons),
+            quality=report.values,
+            model=self.version,
+            width=img.width,
+            height=img.height,
+            format=img.format,
+        )
+        t1 = time.perf_counter()
+        if report.ok or force:
+            pred = self.classifier.predict(img.rgb)
+            result.skin = round(pred.skin, 4)
+            if pred.skin < self.card.skin_cut and "not_skin" not in result.reasons:
+                result.reasons.append("not_skin")
+            if not result.reasons or force:
+                self._fill(result, pred.probabilities)
+        result.accepted = not result.reasons
+        result.ms = {"checks": t_checks, "classify": _ms(t1)}
+        return result
+
+    def _fill(self, result: ScreeningResult, probs: np.ndarray) -> None:
+        result.probabilities = {c: round(float(p), 4) for c, p in zip(CLASSES, probs, strict=True)}
+        result.malignancy = round(malignancy(probs), 4)
+        result.risk = risk_level(probs, self.card.risk)
+        result.top_class = CLASSES[int(np.argmax(probs))]
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

@@ -1,0 +1,59 @@
+"""Command line: ``python -m training train --data DIR... --weights FILE --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train, calibrate, evaluate and export a model")
+    t.add_argument("--data", nargs="+", required=True, help="source folders (each with labels.csv and images/)")
+    t.add_argument("--weights", default=os.environ.get("BACKBONE_WEIGHTS"), help="ImageNet MobileNetV2 no-top .h5 (env BACKBONE_WEIGHTS)")
+    t.add_argument("--negatives", nargs="*", default=[], help="folders of non-skin photos for the 'is this skin' head")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--alpha", type=float, default=0.5, help="MobileNetV2 width (must match --weights)")
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--epochs-head", type=int, default=2)
+    t.add_argument("--epochs-finetune", type=int, default=6)
+    t.add_argument("--views-scale", type=float, default=1.0, help="multiply augmented views per image (smaller = faster)")
+    t.add_argument("--synthetic-documents", type=int, default=1500)
+    t.add_argument("--limit-per-source", type=int, default=None, help="only a few images per source (smoke runs)")
+    t.add_argument("--version", default="", help="model version string for the card")
+    t.add_argument("--install", action="store_true", help="copy the model and card into inference/model")
+    args = parser.parse_args(argv)
+
+    if args.weights and not os.path.exists(args.weights):
+        parser.error(f"--weights {args.weights} does not exist")
+    for d in args.data:
+        if not os.path.exists(os.path.join(d, "labels.csv")):
+            parser.error(f"{d} has no labels.csv")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.train import Config, train
+
+    cfg = Config(
+        data=args.data,
+        weights=args.weights,
+        out=args.out,
+        negatives=args.negatives,
+        seed=args.seed,
+        alpha=args.alpha,
+        epochs_head=args.epochs_head,
+        epochs_finetune=args.epochs_finetune,
+        views_scale=args.views_scale,
+        synthetic_documents=args.synthetic_documents,
+        limit_per_source=args.limit_per_source,
+        install=args.install,
+        version=args.version,
+    )
+    report = train(cfg)
+    for src, m in report["test"].items():
+        print(f"{src:12s} AUC malignant {m['auc_malignant']}  AUC needs-doctor {m['auc_needs_doctor']}  sens@low {m['at_low_cut']['sensitivity']}  spec@high {m['at_high_cut']['specificity']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Metrics, calibration, cut points and plots: numbers the model card and README quote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from inference.labels import CLASSES, MALIGNANT
+
+MAL_IDX = [CLASSES.index(c) for c in MALIGNANT]
+
+
+def malignancy(probs: np.ndarray) -> np.ndarray:
+    return probs[:, MAL_IDX].sum(axis=1)
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature T minimising validation NLL of softmax(log p / T) (Guo et al. 2017)."""
+    logits = np.log(np.clip(probs, 1e-9, 1.0))
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(labels)), labels].mean())
+
+    return float(minimize_scalar(nll, bounds=(0.3, 5.0), method="bounded").x)
+
+
+def apply_temperature(probs: np.ndarray, t: float) -> np.ndarray:
+    z = np.log(np.clip(probs, 1e-9, 1.0)) / t
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cut_low(score: np.ndarray, positive: np.ndarray, sensitivity: float) -> float:
+    """Largest cut such that at least ``sensitivity`` of positives score ≥ cut."""
+    pos = np.sort(score[positive])
+    if len(pos) == 0:
+        return 0.0
+    k = int(np.floor((1 - sensitivity) * len(pos)))  # positives allowed below the cut
+    return float(pos[k])
+
+
+def cut_high(score: np.ndarray, positive: np.ndarray, specificity: float) -> float:
+    """Smallest cut such that at least ``specificity`` of negatives score < cut."""
+    neg = np.sort(score[~positive])
+    if len(neg) == 0:
+        return 1.0
+    k = int(np.ceil(specificity * len(neg))) - 1
+    return float(np.nextafter(neg[min(k, len(neg) - 1)], 1.0))
+
+
+def binary_at(score: np.ndarray, positive: np.ndarray, cut: float) -> dict[str, float]:
+    pred = score >= cut
+    tp = int((pred & positive).sum())
+    tn = int((~pred & ~positive).sum())
+    return {
+        "cut": round(float(cut), 4),
+        "sensitivity": round(tp / max(1, positive.sum()), 4),
+        "specificity": round(tn / max(1, (~positive).sum()), 4),
+    }
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    if positive.all() or not positive.any():
+        return None
+    return round(float(roc_auc_score(positive, score)), 4)
+
+
+def source_report(probs: np.ndarray, labels: np.ndarray, source_malignant: np.ndarray, cuts: dict[str, float]) -> dict:
+    """Everything the card says about one source's split.
+
+    ``malignant`` AUC uses the source's own malignant flag (PAD-UFES-20 counts actinic keratosis
+    as benign); ``needs_doctor`` AUC counts our malignant group (mel, bcc, akiec) as positive.
+    """
+    score = malignancy(probs)
+    needs_doctor = np.isin(labels, MAL_IDX)
+    has_flag = source_malignant >= 0
+    flag = source_malignant == 1
+    pred = probs.argmax(axis=1)
+    present = sorted(set(labels.tolist()))
+    recall = {CLASSES[c]: round(float((pred[labels == c] == c).mean()), 4) for c in present}
+    return {
+        "n": int(len(labels)),
+        "n_malignant": int(flag.sum()),
+        "auc_malignant": auc(score[has_flag], flag[has_flag]),
+        "auc_needs_doctor": auc(score, needs_doctor),
+        "accuracy": round(float((pred == labels).mean()), 4),
+        "recall": recall,
+        "confusion": confusion_matrix(labels, pred, labels=list(range(len(CLASSES)))).tolist(),
+        "at_low_cut": binary_at(score[has_flag], flag[has_flag], cuts["low"]),
+        "at_high_cut": binary_at(score[has_flag], flag[has_flag], cuts["high"]),
+        "needs_doctor_at_low_cut": binary_at(score, needs_doctor, cuts["low"]),
+    }
+
+
+def plots(out: Path, per_source: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[str]:
+    """ROC, confusion matrix and reliability diagram per source, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (probs, labels, flag) in per_source.items():
+        ok = flag >= 0
+        if (flag[ok] == 1).any() and (flag[ok] == 0).any():
+            fpr, tpr, _ = roc_curve(flag[ok] == 1, malignancy(probs)[ok])
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(flag[ok] == 1, malignancy(probs)[ok]):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title="Malignant vs benign (test)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "roc.png", dpi=110)
+    plt.close(fig)
+    written.append("roc.png")
+
+    probs = np.concatenate([p for p, _, _ in per_source.values()])
+    labels = np.concatenate([lab for _, lab, _ in per_source.values()])
+    cm = confusion_matrix(labels, probs.argmax(axis=1), labels=list(range(len(CLASSES))))
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(cm / np.maximum(1, cm.sum(axis=1, keepdims=True)), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(CLASSES)):
+        for j in range(len(CLASSES)):
+            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45)
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test, all sources)")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=110)
+    plt.close(fig)
+    written.append("confusion.png")
+
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    bins = np.linspace(0, 1, 11)
+    idx = np.clip(np.digitize(conf, bins) - 1, 0, 9)
+    acc = [correct[idx == b].mean() if (idx == b).any() else np.nan for b in range(10)]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.bar(bins[:-1] + 0.05, acc, width=0.09)
+    ax.plot([0, 1], [0, 1], "k:")
+    ax.set(xlabel="confidence", ylabel="accuracy", title="Calibration (test, after temperature)")
+    fig.tight_layout()
+    fig.savefig(out / "calibration.png", dpi=110)
+    plt.close(fig)
+    written.append("calibration.png")
+    return written

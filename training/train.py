@@ -1,0 +1,346 @@
+"""Train, calibrate, evaluate and export the screening model.
+
+    python -m training train --data ../shared/data/ham10000 ../shared/data/isic2017 \
+        ../shared/data/pad_ufes20 ../shared/data/sd198_subset \
+        --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5 \
+        --negatives /path/to/non-skin-photos --out runs/v1
+
+Writes into ``--out``: ``splits.csv``, ``model.tflite``, ``model_card.json``, ``report.json``,
+``report.md`` and PNG plots.  ``--install`` also copies the model and card into ``inference/model``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from inference.labels import CLASSES, MALIGNANT
+from inference.preprocess import INPUT_SIZE, SOG_POWER, model_input
+from training import augment, evaluate
+from training.data import Sample, load_image, load_negatives, read_source, split_source
+from training.features import FeatureExtractor, to_tflite, views_of
+from training.model import CUT_LAYER, build
+
+#: Augmented training views per image, per source: small phone/clinical sources get more, so
+#: each modality weighs in and the model cannot treat "dermoscope" as a feature of the disease.
+DEFAULT_VIEWS = {"ham10000": 4, "isic2017": 6, "pad_ufes20": 24, "sd198": 12, "default": 8}
+SKIN_RECALL_TARGET = 0.99  # a real lesion photo must almost never be called "not skin"
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Config:
+    data: list[str]
+    weights: str | None
+    out: str
+    negatives: list[str] = field(default_factory=list)
+    seed: int = 1234
+    alpha: float = 0.5
+    epochs_head: int = 2
+    epochs_finetune: int = 6
+    batch: int = 64
+    views_scale: float = 1.0
+    limit_per_source: int | None = None
+    synthetic_documents: int = 1500
+    negative_views: int = 40
+    install: bool = False
+    version: str = ""
+
+
+def _tta(views: np.ndarray) -> list[np.ndarray]:
+    """Flips used for test-time augmentation (the centre view first)."""
+    return [views, views[:, :, ::-1], views[:, ::-1], views[:, ::-1, ::-1]]
+
+
+def _load_all(samples: list[Sample]) -> list[np.ndarray]:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # cv2 releases the GIL while decoding
+        return list(pool.map(load_image, samples))
+
+
+class BestByValidation(keras.callbacks.Callback):
+    """Keeps the weights with the best mean per-source validation AUC (malignant group)."""
+
+    def __init__(self, feats: np.ndarray, labels: np.ndarray, sources: np.ndarray):
+        super().__init__()
+        self.feats, self.labels, self.sources = feats, labels, sources
+        self.best, self.best_weights, self.history = -1.0, None, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        probs = self.model.predict(self.feats, batch_size=256, verbose=0)["diagnosis"]
+        score = evaluate.malignancy(probs)
+        aucs = {}
+        for src in sorted(set(self.sources)):
+            m = self.sources == src
+            a = evaluate.auc(score[m], np.isin(self.labels[m], evaluate.MAL_IDX))
+            if a is not None:
+                aucs[str(src)] = a
+        mean = float(np.mean(list(aucs.values()))) if aucs else 0.0
+        self.history.append({"epoch": len(self.history) + 1, "val_auc_needs_doctor": aucs, "mean": round(mean, 4), **{k: round(float(v), 4) for k, v in (logs or {}).items()}})
+        log(f"  val AUC (mal+akiec vs rest) per source {aucs} mean {mean:.4f}")
+        if mean > self.best:
+            self.best, self.best_weights = mean, self.model.get_weights()
+
+
+def train(cfg: Config) -> dict:
+    t0 = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+
+    # 1. Sources and leak-free splits, written next to the model.
+    splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for folder in cfg.data:
+        src = read_source(folder)
+        parts = split_source(src, cfg.seed)
+        for name, items in parts.items():
+            if cfg.limit_per_source:  # smoke runs: a seeded sample across classes
+                keep = max(2, cfg.limit_per_source * {"train": 3, "val": 1, "test": 1}[name])
+                items = [items[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(items))[:keep])]
+            splits[name].extend(items)
+        log(f"{src.name}: {len(src.samples)} images → " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    with open(out / "splits.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "source", "split", "label", "group", "malignant"])
+        for name, items in splits.items():
+            for s in items:
+                w.writerow([s.path, s.source, name, CLASSES[s.label], s.group, "" if s.malignant is None else s.malignant])
+
+    # 2. Pixels in memory (≈ 2 GB for the full data) and the networks.
+    images = {name: _load_all(items) for name, items in splits.items()}
+    log("images loaded: " + ", ".join(f"{k} {len(v)}" for k, v in images.items()))
+    nets = build(cfg.weights, alpha=cfg.alpha)
+    extractor = FeatureExtractor(nets.lower)
+
+    # 3. Cached feature maps: augmented views for training, plain + flipped views for val/test.
+    train_s = splits["train"]
+    counts = [max(1, round(DEFAULT_VIEWS.get(s.source, DEFAULT_VIEWS["default"]) * cfg.views_scale)) for s in train_s]
+    negatives = load_negatives(cfg.negatives) if cfg.negatives else []
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(negatives))
+    n_val_neg = len(negatives) // 5
+    neg_val = [negatives[i] for i in order[:n_val_neg]]
+    neg_train = [negatives[i] for i in order[n_val_neg:]]
+    n_docs = max(0, round(cfg.synthetic_documents * cfg.views_scale))
+    docs = [augment.synthetic_document(rng) for _ in range(n_docs + n_docs // 5)]
+    neg_train += docs[:n_docs]
+    neg_val += docs[n_docs:]
+    neg_counts = [max(1, round(cfg.negative_views * cfg.views_scale)) if i < len(neg_train) - n_docs else 1 for i in range(len(neg_train))]
+
+    log(f"extracting {sum(counts)} lesion views and {sum(neg_counts)} non-skin views")
+    x_les = extractor.extract(views_of(images["train"], counts, augment.augment_lesion, cfg.seed), sum(counts), "train")
+    x_neg = extractor.extract(views_of(neg_train, neg_counts, augment.augment_negative, cfg.seed + 1), sum(neg_counts), "negatives")
+    y_les = np.repeat([s.label for s in train_s], counts)
+    src_les = np.repeat([s.source for s in train_s], counts)
+
+    def plain(imgs: list[np.ndarray]) -> np.ndarray:
+        return np.stack([augment.center_view(i) for i in imgs]) if imgs else np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+
+    evals = {}
+    for name in ("val", "test"):
+        v = plain(images[name])
+        evals[name] = [extractor.extract(iter(t), len(t), f"{name} tta{i}") for i, t in enumerate(_tta(v))]
+    x_neg_val = extractor.extract(iter(plain(neg_val)), len(neg_val), "non-skin val")
+    del images
+    log(f"features ready after {time.time() - t0:.0f}s")
+
+    # 4. Weights: balance classes and sources (square-root dampened), and skin vs non-skin.
+    def inv_sqrt(keys: np.ndarray) -> np.ndarray:
+        uniq, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        return 1.0 / np.sqrt(cnt[inv])
+
+    w_diag = inv_sqrt(y_les) * inv_sqrt(src_les)
+    w_diag /= w_diag.mean()
+    x = np.concatenate([x_les, x_neg])
+    del x_les
+    n_les, n_neg = len(y_les), len(x_neg)
+    y = {
+        "diagnosis": np.concatenate([y_les, np.zeros(n_neg, int)]),
+        "skin": np.concatenate([np.ones(n_les), np.zeros(n_neg)]).astype(np.float32),
+    }
+    sw = {
+        "diagnosis": np.concatenate([w_diag, np.zeros(n_neg)]).astype(np.float32),
+        "skin": np.concatenate([np.ones(n_les), np.full(n_neg, 0.5 * n_les / max(1, n_neg))]).astype(np.float32),
+    }
+    val_labels = np.array([s.label for s in splits["val"]])
+    val_sources = np.array([s.source for s in splits["val"]])
+    best = BestByValidation(evals["val"][0], val_labels, val_sources)
+
+    # 5. Heads first (top frozen), then fine-tune the top blocks with a cosine schedule.
+    top = nets.top
+    conv_layers = [lyr for lyr in top.layers if lyr.weights and not isinstance(lyr, keras.layers.BatchNormalization) and lyr.name not in ("diagnosis_logits", "skin")]
+    losses = {"diagnosis": keras.losses.SparseCategoricalCrossentropy(), "skin": keras.losses.BinaryCrossentropy()}
+    steps = int(np.ceil(len(x) / cfg.batch))
+    for stage, epochs, lr in (("heads", cfg.epochs_head, 1e-3), ("fine-tune", cfg.epochs_finetune, 3e-4)):
+        if epochs <= 0:
+            continue
+        for lyr in conv_layers:
+            lyr.trainable = stage == "fine-tune"
+        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.02)
+        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights={"diagnosis": 1.0, "skin": 0.5})
+        log(f"stage {stage}: {epochs} epochs over {len(x)} views")
+        top.fit(x, y, sample_weight=sw, batch_size=cfg.batch, epochs=epochs, shuffle=True, callbacks=[best], verbose=2)
+    if best.best_weights is not None:
+        top.set_weights(best.best_weights)
+
+    # 6. Calibrate on validation, then fold the temperature into the logits layer.
+    def predict(feats: np.ndarray) -> dict[str, np.ndarray]:
+        return top.predict(feats, batch_size=256, verbose=0) if len(feats) else {"diagnosis": np.zeros((0, len(CLASSES))), "skin": np.zeros((0, 1))}
+
+    val_raw = predict(evals["val"][0])["diagnosis"]
+    temperature = evaluate.fit_temperature(val_raw, val_labels)
+    dense = top.get_layer("diagnosis_logits")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel / temperature, bias / temperature])
+    log(f"temperature {temperature:.3f}")
+
+    def probs_of(split: str, tta: bool) -> np.ndarray:
+        views = evals[split] if tta else evals[split][:1]
+        return np.mean([predict(v)["diagnosis"] for v in views], axis=0)
+
+    # 7. Cut points on validation: per modality, the conservative one wins.
+    val_score = evaluate.malignancy(probs_of("val", False))
+    val_mod = np.array([s.modality for s in splits["val"]])
+    val_pos = np.isin(val_labels, evaluate.MAL_IDX)
+    lows, highs = [], []
+    for mod in sorted(set(val_mod)):
+        m = val_mod == mod
+        if val_pos[m].any() and (~val_pos[m]).any():
+            lows.append(evaluate.cut_low(val_score[m], val_pos[m], 0.95))
+            highs.append(evaluate.cut_high(val_score[m], val_pos[m], 0.90))
+    cuts = {"low": min(lows) if lows else 0.1, "high": max(highs) if highs else 0.5}
+    if cuts["high"] <= cuts["low"]:
+        cuts["high"] = min(1.0, cuts["low"] + 1e-3)
+
+    val_skin = predict(evals["val"][0])["skin"][:, 0]
+    neg_skin = predict(x_neg_val)["skin"][:, 0]
+    skin_cut = float(np.quantile(val_skin, 1 - SKIN_RECALL_TARGET)) if len(val_skin) else 0.5
+    cuts["skin"] = round(skin_cut, 4)
+    skin_metrics = {
+        "lesion_photos_accepted": round(float((val_skin >= skin_cut).mean()), 4) if len(val_skin) else None,
+        "non_skin_rejected": round(float((neg_skin < skin_cut).mean()), 4) if len(neg_skin) else None,
+        "n_non_skin_val": int(len(neg_skin)),
+    }
+    log(f"cut points {cuts}; skin head on validation {skin_metrics}")
+
+    # 8. Test report per source, with and without test-time augmentation.
+    report: dict = {"cuts": cuts, "temperature": round(temperature, 4), "skin_gate_val": skin_metrics, "history": best.history}
+    for tta in (False, True):
+        key = "test_tta" if tta else "test"
+        per_source, plot_data = {}, {}
+        probs_all = probs_of("test", tta)
+        for src in sorted({s.source for s in splits["test"]}):
+            m = np.array([s.source == src for s in splits["test"]])
+            lab = np.array([s.label for s in splits["test"]])[m]
+            flag = np.array([-1 if s.malignant is None else s.malignant for s in splits["test"]])[m]
+            per_source[src] = evaluate.source_report(probs_all[m], lab, flag, cuts)
+            plot_data[src] = (probs_all[m], lab, flag)
+        report[key] = per_source
+        if not tta:
+            report["plots"] = evaluate.plots(out, plot_data)
+        # Validation AUC too, so a choice is made on validation and only confirmed on test.
+        vprobs = probs_of("val", tta)
+        report[key.replace("test", "val") + "_auc_needs_doctor"] = {
+            src: evaluate.auc(evaluate.malignancy(vprobs)[val_sources == src], val_pos[val_sources == src]) for src in sorted(set(val_sources))
+        }
+
+    # 9. Export and check that LiteRT agrees with Keras on validation images.
+    tflite = to_tflite(nets.full)
+    (out / "model.tflite").write_bytes(tflite)
+    report["tflite_max_abs_diff"] = _parity(nets.full, tflite, splits["val"][:64])
+    log(f"TFLite vs Keras max |Δ| on validation images: {report['tflite_max_abs_diff']:.2e}")
+
+    version = cfg.version or f"{datetime.now(UTC):%Y.%m.%d}-mnv2a{cfg.alpha}"
+    card = model_card(cfg, version, cuts, temperature, report, splits)
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["train_seconds"] = round(time.time() - t0)
+    card["training"]["seconds"] = report["train_seconds"]
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    if cfg.install:
+        dest = Path(__file__).resolve().parent.parent / "inference" / "model"
+        shutil.copy(out / "model.tflite", dest / "model.tflite")
+        shutil.copy(out / "model_card.json", dest / "model_card.json")
+        log(f"installed into {dest}")
+    log(f"done in {time.time() - t0:.0f}s")
+    return report
+
+
+def _parity(full: keras.Model, tflite: bytes, samples: list[Sample]) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not samples:
+        return 0.0
+    batch = np.stack([model_input(augment.center_view(load_image(s))) for s in samples]).astype(np.float32)
+    ref = full.predict(batch, verbose=0)
+    it = Interpreter(model_content=tflite, num_threads=1)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]["index"]
+    worst = 0.0
+    for i, img in enumerate(batch):
+        it.set_tensor(inp, img[None])
+        it.invoke()
+        for det in it.get_output_details():
+            got = it.get_tensor(det["index"])[0]
+            key = "diagnosis" if got.shape[-1] == len(CLASSES) else "skin"
+            worst = max(worst, float(np.abs(got - ref[key][i]).max()))
+    return worst
+
+
+def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report: dict, splits: dict) -> dict:
+    counts = {name: {} for name in splits}
+    for name, items in splits.items():
+        for s in items:
+            counts[name][s.source] = counts[name].get(s.source, 0) + 1
+    return {
+        "name": "kz-skin-screening",
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "architecture": f"MobileNetV2 alpha={cfg.alpha}, ImageNet init, top fine-tuned after {CUT_LAYER}",
+        "classes": list(CLASSES),
+        "malignant_classes": list(MALIGNANT),
+        "input": {
+            "size": INPUT_SIZE,
+            "colour": "RGB",
+            "preprocessing": f"inference.preprocess.model_input: centre square crop, resize, Shades of Gray (p={SOG_POWER:g}), x/127.5-1",
+        },
+        "outputs": {"diagnosis": "softmax over classes (temperature-calibrated)", "skin": "sigmoid: is this a close-up skin photo"},
+        "temperature": round(temperature, 4),
+        "thresholds": {
+            "low": round(cuts["low"], 4),
+            "high": round(cuts["high"], 4),
+            "skin": cuts["skin"],
+            "rule": "risk=high if malignancy ≥ high; low if malignancy < low and the top class is not malignant/akiec; else moderate",
+            "chosen_on": "validation split; low keeps malignant-group sensitivity ≥ 0.95 and high keeps specificity ≥ 0.90, per modality, the more cautious value",
+        },
+        "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
+        "tflite_max_abs_diff": report["tflite_max_abs_diff"],
+        "training": {"seed": cfg.seed, "splits": counts, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale},
+        "data": [
+            "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
+            "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
+            "PAD-UFES-20 (Pacheco et al., Data in Brief 2020), CC BY 4.0",
+            "SD-198 subset (Sun et al., ECCV 2016; DermQuest), research use",
+            "Non-skin negatives: wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma) and generated documents",
+        ],
+        "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
+        "intended_use": "Preliminary screening aid for adults in Kazakhstan via a Telegram bot; every answer says it is not a diagnosis and sends uncertain or risky cases to a doctor.",
+        "limitations": [
+            "Not a diagnosis; not validated prospectively or on Kazakhstan's population.",
+            "Training photos are mostly fair skin (Fitzpatrick I–III); darker skin is under-represented.",
+            "Smartphone photos are few (PAD-UFES-20, SD-198), so phone-photo metrics have wide uncertainty.",
+            "Nails, mucosa, scalp under hair and lesions larger than the frame are out of scope.",
+        ],
+    }
