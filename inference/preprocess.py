@@ -53,7 +53,7 @@ def shades_of_gray(rgb: np.ndarray, power: float = SOG_POWER) -> np.ndarray:
     illuminant = np.power(moment, 1.0 / power).astype(np.float32)
     illuminant = np.maximum(illuminant, 1e-3)
     # Normalise to unit length as in the paper, then scale so a grey world stays unchanged.
-    gain = np.linalg.norm(illuminant) / (np.sqrt(3.0) * illuminant)
+    gain = (np.linalg.norm(illuminant) / (np.sqrt(3.0) * illuminant)).astype(np.float32)
     return np.clip(rgb.astype(np.float32) * gain, 0.0, 255.0)
 
 
@@ -65,4 +65,4 @@ def model_input(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
     square = resize_square(center_square(rgb))
-    return shades_of_gray(square) / 127.5 - 1.0
+    return shades_of_gray(square) * np.float32(1 / 127.5) - np.float32(1.0)

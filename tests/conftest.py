@@ -1,0 +1,75 @@
+"""Shared fixtures: real images from ../shared/data, images the tests make, the shipped model."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+
+needs_shared = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA} (set SHARED_DIR)")
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **save) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality, **save)
+    return buf.getvalue()
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def real_images(source: str, n: int) -> list[Path]:
+    """The first ``n`` images of a shared source, sorted by name (deterministic)."""
+    paths = sorted((DATA / source / "images").rglob("*.jpg"))
+    if not paths:
+        pytest.skip(f"no images in {DATA / source}")
+    return paths[:n]
+
+
+def skin_with_spot(size=(960, 1280), spot_radius=120, centre=None, seed=0) -> np.ndarray:
+    """Skin-toned photo with texture and a brown spot: what a usable phone photo looks like."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (208, 164, 140)
+    img += rng.normal(0, 7, (h, w, 1))
+    img = cv2.GaussianBlur(img, (0, 0), 1.2)
+    cy, cx = centre or (h // 2, w // 2)
+    if spot_radius:
+        mask = np.zeros((h, w), np.float32)
+        cv2.ellipse(mask, (cx, cy), (spot_radius, int(spot_radius * 0.8)), 20, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), 4)[..., None]
+        img = img * (1 - mask) + np.array((95, 62, 48), np.float32) * mask
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def screener():
+    from inference import Screener
+
+    return Screener.load()
+
+
+@pytest.fixture(scope="session")
+def non_skin_photos() -> dict[str, np.ndarray]:
+    """Everyday photos that ship with scikit-image (held out from training)."""
+    from skimage import data
+
+    return {
+        "cat": data.chelsea(),
+        "coffee": data.coffee(),
+        "rocket": data.rocket(),
+        "astronaut": data.astronaut(),
+        "motorcycle": np.asarray(Image.open(Path(data.__file__).parent / "motorcycle_left.png").convert("RGB")),
+        "document": cv2.cvtColor(data.page(), cv2.COLOR_GRAY2RGB),
+    }

@@ -1,0 +1,54 @@
+"""A small real training run: a few dozen shared images, one short epoch, export, reload."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from .conftest import DATA, SHARED, needs_shared
+
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+@needs_shared
+@pytest.mark.skipif(not WEIGHTS.exists(), reason=f"backbone weights not found at {WEIGHTS}")
+def test_train_export_and_serve(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    from inference import Screener
+    from training.train import Config, train
+
+    out = tmp_path / "run"
+    cfg = Config(
+        data=[str(DATA / "ham10000"), str(DATA / "pad_ufes20")],
+        weights=str(WEIGHTS),
+        alpha=0.35,
+        out=str(out),
+        epochs_head=1,
+        epochs_finetune=1,
+        views_scale=0.25,
+        limit_per_source=8,
+        synthetic_documents=40,
+        version="test-run",
+    )
+    report = train(cfg)
+
+    assert report["tflite_max_abs_diff"] <= 1e-3  # LiteRT agrees with Keras
+    for name in ("model.tflite", "model_card.json", "splits.csv", "report.json", "roc.png", "confusion.png", "calibration.png"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "splits.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in groups.values()), "a lesion/patient crossed splits"
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
+    assert set(report["test"]) == {"ham10000", "pad_ufes20"}
+
+    screener = Screener.load(out / "model.tflite")
+    img = np.full((400, 400, 3), 170, np.uint8)
+    from .conftest import jpeg_bytes
+
+    r = screener.screen(jpeg_bytes(img), force=True)
+    assert r.model == "test-run" and abs(sum(r.probabilities.values()) - 1) < 1e-3
