@@ -30,6 +30,9 @@ MAX_PIXELS = 50_000_000
 #: at a reduced DCT scale down to it, which makes a phone photo 3-4x faster to decode.
 WORK_SHORT_SIDE = 448
 
+#: Every code a :class:`DecodeError` can carry (the bot has advice for each).
+ERROR_CODES = ("empty", "too_large", "too_many_pixels", "unsupported_format", "corrupt")
+
 FORMATS = {"JPEG", "PNG", "WEBP", "MPO"} | ({"HEIF", "HEIC", "AVIF"} if HEIF else set())
 
 

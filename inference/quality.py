@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+#: Every reason this gate gives, plus ``not_skin`` from the model's skin head (screener).
+REASON_CODES = ("too_small", "blurry", "too_dark", "overexposed", "no_lesion", "lesion_too_small", "off_centre", "not_skin")
+
 #: Short side at which all checks are measured, so values do not depend on the camera.
 CHECK_SIDE = 256
 #: An image this large on the short side is never rejected for size alone.

@@ -83,14 +83,21 @@ class Screener:
         ``force`` also classifies photos that fail the gate (for maintainers), still reporting
         ``accepted=False`` and the reasons.
         """
+        return self.screen_with_image(data, force)[0]
+
+    def screen_with_image(self, data: bytes, force: bool = False) -> tuple[ScreeningResult, DecodedImage | None]:
+        """Like :meth:`screen`, also returning the decoded pixels (None if undecodable), so a
+        caller that stores the photo need not decode it twice."""
         t0 = time.perf_counter()
         try:
             img = decode(data)
         except DecodeError as exc:
-            return ScreeningResult(False, [exc.code], model=self.version, ms={"decode": _ms(t0), "total": _ms(t0)})
+            ms = _ms(t0)
+            return ScreeningResult(False, [exc.code], model=self.version, ms={"decode": ms, "total": ms}), None
         result = self.screen_decoded(img, force)
-        result.ms = {"decode": _ms(t0) - result.ms["checks"] - result.ms["classify"], **result.ms, "total": _ms(t0)}
-        return result
+        total = _ms(t0)
+        result.ms = {"decode": round(total - result.ms["checks"] - result.ms["classify"], 2), **result.ms, "total": total}
+        return result, img
 
     def screen_decoded(self, img: DecodedImage, force: bool = False) -> ScreeningResult:
         t0 = time.perf_counter()

@@ -73,3 +73,68 @@ def non_skin_photos() -> dict[str, np.ndarray]:
         "motorcycle": np.asarray(Image.open(Path(data.__file__).parent / "motorcycle_left.png").convert("RGB")),
         "document": cv2.cvtColor(data.page(), cv2.COLOR_GRAY2RGB),
     }
+
+
+TOKEN = "123456789:" + "A" * 35
+
+
+def make_settings(tmp_path, fake, **over):
+    from bot.config import Settings
+
+    values = dict(
+        telegram_bot_token=TOKEN,
+        telegram_api_base_url=fake.base_url,
+        telegram_file_base_url=fake.base_file_url,
+        data_dir=tmp_path / "data",
+        pseudonym_secret="test-secret",
+        rate_limit_photos=50,
+        operator_name="Test Operator",
+    )
+    values.update(over)
+    return Settings(_env_file=None, **values)
+
+
+class BotHarness:
+    """A running bot (real Application) wired to a fake Bot API server."""
+
+    def __init__(self, fake, app, settings):
+        self.fake, self.app, self.settings = fake, app, settings
+
+    @property
+    def storage(self):
+        return self.app.bot_data["storage"]
+
+
+@pytest.fixture
+async def bot_factory(tmp_path, screener):
+    """``await bot_factory(**settings)`` starts a bot; everything is stopped after the test."""
+    import asyncio
+
+    from bot.app import build_application
+    from bot.migrate import upgrade
+
+    from .fake_telegram import FakeTelegram
+
+    running = []
+
+    async def start(**over):
+        fake = FakeTelegram()
+        await fake.start()
+        settings = make_settings(tmp_path, fake, **over)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade, settings.db_url)
+        app = build_application(settings, screener)
+        await app.initialize()
+        await app.post_init(app)
+        await app.start()
+        await app.updater.start_polling(poll_interval=0.0, timeout=1)
+        running.append((fake, app))
+        return BotHarness(fake, app, settings)
+
+    yield start
+    for fake, app in running:
+        await app.updater.stop()
+        await app.stop()
+        await app.post_shutdown(app)
+        await app.shutdown()
+        await fake.stop()

@@ -70,3 +70,11 @@ def test_blurred_real_photo_is_rejected():
     img = cv2.resize(load_rgb(real_images("pad_ufes20", 1)[0]), (1280, 960))
     assert check(img).ok
     assert "blurry" in check(cv2.GaussianBlur(img, (0, 0), 8)).reasons
+
+
+def test_every_reason_given_is_a_declared_code():
+    from inference.quality import REASON_CODES
+
+    images = [skin_with_spot(), skin_with_spot(spot_radius=0), skin_with_spot(spot_radius=25), (skin_with_spot() * 0.1).astype(np.uint8)]
+    for img in images:
+        assert set(check(img).reasons) <= set(REASON_CODES)

@@ -1,0 +1,78 @@
+"""Builds the PTB ``Application`` with its services; used by ``python -m bot`` and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from telegram import BotCommand, Update
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot import handlers as h
+from bot import referral
+from bot.config import Settings
+from bot.i18n import LANGUAGES, t
+from bot.storage import Storage
+from inference import Screener
+
+log = logging.getLogger(__name__)
+COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
+
+
+async def _post_init(app: Application) -> None:
+    """The command menu in each language (English is the default for other languages)."""
+    for lang in LANGUAGES:
+        commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
+        await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+
+
+async def _post_shutdown(app: Application) -> None:
+    """In-flight screenings finish before the process exits; then the database is closed."""
+    await asyncio.to_thread(app.bot_data["executor"].shutdown, wait=True)
+    await app.bot_data["storage"].close()
+
+
+def build_application(settings: Settings, screener: Screener | None = None) -> Application:
+    screener = screener or Screener.load(settings.model_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = Storage(settings.db_url, settings.photos_dir, settings.secret())
+    app = (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .concurrent_updates(settings.concurrent_updates)
+        .connection_pool_size(settings.connection_pool_size)
+        .pool_timeout(30)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    app.bot_data.update(
+        settings=settings,
+        screener=screener,
+        storage=storage,
+        directory=referral.load(),
+        executor=ThreadPoolExecutor(max_workers=settings.screening_workers, thread_name_prefix="screen"),
+        limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
+        slots=asyncio.Semaphore(settings.screening_workers * 8),
+    )
+    app.add_handler(CommandHandler("start", h.start))
+    app.add_handler(CommandHandler("help", h.help_command))
+    app.add_handler(CommandHandler("language", h.language_command))
+    app.add_handler(CommandHandler("privacy", h.privacy_command))
+    app.add_handler(CommandHandler("consent", h.consent_command))
+    app.add_handler(CommandHandler("delete", h.delete_command))
+    app.add_handler(CommandHandler("history", h.history_command))
+    app.add_handler(CommandHandler("region", h.region_command))
+    app.add_handler(CallbackQueryHandler(h.on_button))
+    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, h.on_image))
+    app.add_handler(MessageHandler(filters.LOCATION, h.on_location))
+    app.add_handler(MessageHandler(~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL, h.on_other))
+    app.add_error_handler(h.on_error)
+    return app
+
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]

@@ -1,0 +1,79 @@
+"""Settings from the environment or a ``.env`` file; every one is documented in ``.env.example``."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    data_dir: Path = Path("./data")
+    database_url: str = ""  # empty: SQLite under data_dir
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    pseudonym_secret: SecretStr = SecretStr("")  # empty: generated once into data_dir/pseudonym.secret
+
+    operator_name: str = "the maintainers of this open-source bot"
+    operator_contact: str = ""
+    retention_days: int = 365
+
+    webhook_url: str = ""  # set to use a webhook instead of long polling
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret_token: str = ""
+
+    model_path: Path | None = None  # default: the model shipped in inference/model
+    screening_workers: int = 2  # threads running the classifier (one per core)
+    concurrent_updates: int = 64
+    connection_pool_size: int = 64
+    rate_limit_photos: int = 8  # photos per user …
+    rate_limit_window_s: float = 60.0  # … per this many seconds
+    log_level: str = "INFO"
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [int(x) for x in re.split(r"[,\s]+", v.strip()) if x]
+        if isinstance(v, int):
+            return [v]
+        return v
+
+    def token_problem(self) -> str | None:
+        """One clear line if the token cannot work, else None."""
+        token = self.telegram_bot_token.get_secret_value().strip()
+        if not token:
+            return "TELEGRAM_BOT_TOKEN is not set: get one from @BotFather and put it in .env (see .env.example) or the environment."
+        if not TOKEN_RE.match(token):
+            return "TELEGRAM_BOT_TOKEN looks malformed: it should look like 123456789:AA... (digits, a colon, then 30+ letters, digits, - or _)."
+        return None
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.data_dir / "photos"
+
+    def secret(self) -> bytes:
+        """The pseudonym key: from the setting, else created once and kept in data_dir."""
+        if self.pseudonym_secret.get_secret_value():
+            return self.pseudonym_secret.get_secret_value().encode()
+        path = self.data_dir / "pseudonym.secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()

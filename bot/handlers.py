@@ -1,0 +1,366 @@
+"""One small async callback per step of the conversation.
+
+Services live in ``context.bot_data`` (see ``bot.app``): ``settings``, ``screener``,
+``storage``, ``directory``, ``executor``, ``limiter``, ``slots``.  Nothing here blocks the event
+loop: screening, decoding and photo encoding run in the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from collections import defaultdict, deque
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import LANGUAGES, pick_language, t
+from bot.storage import CONSENT_NO, CONSENT_UNKNOWN, CONSENT_YES
+from inference.decode import encode_jpeg
+
+log = logging.getLogger(__name__)
+
+#: Telegram lets bots download files up to 20 MB.
+MAX_DOWNLOAD = 20 * 1024 * 1024
+FOLLOWUP_SIGNS = ("changed", "grew", "bled", "itched", "hurt")
+LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
+RISK_CODES = {"low": "l", "moderate": "m", "high": "h"}
+
+
+class RateLimiter:
+    """Sliding window per user; tells the caller when to warn (once per window)."""
+
+    def __init__(self, limit: int, window_s: float):
+        self.limit, self.window = limit, window_s
+        self.hits: dict[int, deque[float]] = defaultdict(deque)
+        self.warned: dict[int, float] = {}
+
+    def check(self, user_id: int) -> tuple[bool, bool]:
+        """(allowed, should_warn)."""
+        now = time.monotonic()
+        q = self.hits[user_id]
+        while q and now - q[0] > self.window:
+            q.popleft()
+        if len(q) < self.limit:
+            q.append(now)
+            return True, False
+        warn = now - self.warned.get(user_id, -1e9) > self.window
+        if warn:
+            self.warned[user_id] = now
+        return False, warn
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def user_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict:
+    """Language, consent and region of the sender, cached in user_data, read from storage once."""
+    ud = context.user_data
+    if "lang" not in ud:
+        user = await context.bot_data["storage"].get_user(update.effective_user.id)
+        if user is not None:
+            ud.update(lang=user.language, consent=user.consent, region=user.region)
+        else:
+            ud.update(lang=pick_language(update.effective_user.language_code), consent=CONSENT_UNKNOWN, region=None)
+    return ud
+
+
+async def save_user(update: Update, context: ContextTypes.DEFAULT_TYPE, **fields) -> None:
+    context.user_data.update({("lang" if k == "language" else k): v for k, v in fields.items()})
+    await context.bot_data["storage"].upsert_user(update.effective_user.id, **fields)
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(LANGUAGE_NAMES[lang], callback_data=f"lang:{lang}") for lang in LANGUAGES]])
+
+
+def consent_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(t(lang, "consent.yes_button"), callback_data="consent:yes")],
+            [InlineKeyboardButton(t(lang, "consent.no_button"), callback_data="consent:no")],
+        ]
+    )
+
+
+def consent_notice(lang: str, context: ContextTypes.DEFAULT_TYPE) -> str:
+    s = context.bot_data["settings"]
+    operator = s.operator_name + (f" ({s.operator_contact})" if s.operator_contact else "")
+    return t(lang, "consent.notice", days=s.retention_days, operator=html.escape(operator))
+
+
+def followup_keyboard(lang: str, sid: int, risk: str, mask: int) -> InlineKeyboardMarkup:
+    rows = [
+        [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{sid}:{RISK_CODES[risk]}:{mask}:{i}")]
+        for i, sign in enumerate(FOLLOWUP_SIGNS)
+    ]
+    rows.append([InlineKeyboardButton(t(lang, "followup.done"), callback_data=f"fu:{sid}:{RISK_CODES[risk]}:{mask}:d")])
+    return InlineKeyboardMarkup(rows)
+
+
+def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str | None) -> str:
+    region = context.bot_data["directory"].get(region_id)
+    lines = []
+    if region is None:
+        lines.append(t(lang, "referral.no_region"))
+    else:
+        for centre in region.centres:
+            lines.append(t(lang, "referral.region", region=region.name(lang), centre=centre.name(lang), city=region.city(lang)))
+            extra = ", ".join(x for x in (centre.address, centre.phone, centre.website) if x)
+            if extra:
+                lines[-1] += f" {html.escape(extra)}"
+    lines.append(t(lang, "referral.path"))
+    return "\n".join(lines)
+
+
+def result_text(lang: str, result, context: ContextTypes.DEFAULT_TYPE, region_id: str | None) -> str:
+    if not result.accepted:
+        parts = [t(lang, "reject.intro")]
+        parts += [t(lang, f"reason.{code}") for code in result.reasons]
+        parts += ["", t(lang, "reject.outro")]
+        return "\n".join(parts)
+    parts = [t(lang, f"result.{result.risk}"), "", t(lang, f"next.{result.risk}")]
+    if result.top_class == "inflammatory":
+        parts += ["", t(lang, "result.inflammatory")]
+    parts += ["", referral_text(lang, context, region_id), "", t(lang, "disclaimer")]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    st = await user_state(update, context)
+    await save_user(update, context, language=st["lang"])
+    lang = st["lang"]
+    await update.effective_message.reply_text(t(lang, "welcome", tips=t(lang, "tips")), parse_mode=ParseMode.HTML, reply_markup=language_keyboard())
+    if st["consent"] == CONSENT_UNKNOWN:
+        await update.effective_message.reply_text(consent_notice(lang, context), parse_mode=ParseMode.HTML, reply_markup=consent_keyboard(lang))
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    await update.effective_message.reply_text(t(lang, "help") + "\n\n" + t(lang, "tips"), parse_mode=ParseMode.HTML)
+
+
+async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    await update.effective_message.reply_text(t(lang, "choose_language"), reply_markup=language_keyboard())
+
+
+async def privacy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    st = await user_state(update, context)
+    lang = st["lang"]
+    status = t(lang, f"privacy.status_{st['consent']}")
+    await update.effective_message.reply_text(t(lang, "privacy", notice=consent_notice(lang, context), status=status), parse_mode=ParseMode.HTML)
+
+
+async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    await update.effective_message.reply_text(consent_notice(lang, context), parse_mode=ParseMode.HTML, reply_markup=consent_keyboard(lang))
+
+
+async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    keyboard = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(lang, "delete.yes_button"), callback_data="delete:yes"), InlineKeyboardButton(t(lang, "delete.no_button"), callback_data="delete:no")]]
+    )
+    await update.effective_message.reply_text(t(lang, "delete.confirm"), reply_markup=keyboard)
+
+
+async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    st = await user_state(update, context)
+    lang = st["lang"]
+    if st["consent"] != CONSENT_YES:
+        await update.effective_message.reply_text(t(lang, "history.no_consent"))
+        return
+    rows = await context.bot_data["storage"].history(update.effective_user.id)
+    if not rows:
+        await update.effective_message.reply_text(t(lang, "history.empty"))
+        return
+    lines = [t(lang, "history.header")]
+    for r in rows:
+        date = r.created_at.strftime("%Y-%m-%d %H:%M")
+        lines.append(t(lang, "history.item", date=date, risk=t(lang, f"risk.{r.risk}")) if r.accepted else t(lang, "history.item_rejected", date=date))
+    await update.effective_message.reply_text("\n".join(lines))
+
+
+async def region_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    regions = context.bot_data["directory"].regions
+    buttons = [InlineKeyboardButton(r.name(lang), callback_data=f"region:{r.id}") for r in regions]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    await update.effective_message.reply_text(t(lang, "region.prompt"), reply_markup=InlineKeyboardMarkup(rows))
+    location = ReplyKeyboardMarkup([[KeyboardButton(t(lang, "region.share_button"), request_location=True)]], resize_keyboard=True, one_time_keyboard=True)
+    await update.effective_message.reply_text("📍", reply_markup=location)
+
+
+# ---------------------------------------------------------------- buttons
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    st = await user_state(update, context)
+    kind, _, value = (query.data or "").partition(":")
+    await query.answer()
+    if kind == "lang" and value in LANGUAGES:
+        await save_user(update, context, language=value)
+        await query.edit_message_reply_markup(None)
+        await query.message.reply_text(t(value, "language_set") + "\n\n" + t(value, "help"), parse_mode=ParseMode.HTML)
+    elif kind == "consent" and value in ("yes", "no"):
+        before = st["consent"]
+        answer = CONSENT_YES if value == "yes" else CONSENT_NO
+        await save_user(update, context, consent=answer)
+        await query.edit_message_reply_markup(None)
+        key = "consent.saved_yes" if answer == CONSENT_YES else ("consent.withdrawn" if before == CONSENT_YES else "consent.saved_no")
+        await query.message.reply_text(t(st["lang"], key))
+    elif kind == "delete":
+        await query.edit_message_reply_markup(None)
+        if value == "yes":
+            gone = await context.bot_data["storage"].delete_user(update.effective_user.id)
+            lang = st["lang"]
+            context.user_data.clear()
+            await query.message.reply_text(t(lang, "delete.done", photos=gone.photos, results=gone.submissions), reply_markup=ReplyKeyboardRemove())
+        else:
+            await query.message.reply_text(t(st["lang"], "delete.cancelled"))
+    elif kind == "region":
+        region = context.bot_data["directory"].get(value)
+        if region is not None:
+            await save_user(update, context, region=region.id)
+            await query.edit_message_reply_markup(None)
+            await query.message.reply_text(
+                t(st["lang"], "region.set", region=region.name(st["lang"])) + "\n\n" + referral_text(st["lang"], context, region.id),
+                reply_markup=ReplyKeyboardRemove(),
+            )
+    elif kind == "fu":
+        await on_followup(update, context, value, st)
+
+
+async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str, st: dict) -> None:
+    query = update.callback_query
+    sid_s, risk_code, mask_s, action = value.split(":")
+    sid, mask = int(sid_s), int(mask_s)
+    risk = {v: k for k, v in RISK_CODES.items()}[risk_code]
+    lang = st["lang"]
+    if action != "d":
+        mask ^= 1 << int(action)
+        await query.edit_message_reply_markup(followup_keyboard(lang, sid, risk, mask))
+        return
+    answers = {sign: bool(mask & (1 << i)) for i, sign in enumerate(FOLLOWUP_SIGNS)}
+    await query.edit_message_reply_markup(None)
+    if sid and st["consent"] == CONSENT_YES:
+        try:
+            await context.bot_data["storage"].set_followup(update.effective_user.id, sid, answers)
+        except Exception:
+            log.exception("could not store follow-up answers")
+    if any(answers.values()):
+        # Any warning sign raises the advice to at least "see a doctor".
+        text = t(lang, "followup.raised") if risk == "low" else t(lang, f"next.{risk}")
+        await query.message.reply_text(text + "\n\n" + referral_text(lang, context, st.get("region")))
+    else:
+        await query.message.reply_text(t(lang, "followup.noted"))
+
+
+# ---------------------------------------------------------------- photos
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    st = await user_state(update, context)
+    loc = update.effective_message.location
+    region = context.bot_data["directory"].nearest(loc.latitude, loc.longitude)  # used once, never stored
+    await save_user(update, context, region=region.id)
+    lang = st["lang"]
+    centre = region.centres[0]
+    await update.effective_message.reply_text(
+        t(lang, "region.nearest", centre=centre.name(lang), city=region.city(lang), region=region.name(lang)) + "\n\n" + referral_text(lang, context, region.id),
+        reply_markup=ReplyKeyboardRemove(),
+    )
+
+
+async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo, or an image sent as a file: screen it and answer; log it only with consent."""
+    msg = update.effective_message
+    st = await user_state(update, context)
+    lang = st["lang"]
+    allowed, warn = context.bot_data["limiter"].check(update.effective_user.id)
+    if not allowed:
+        if warn:
+            await msg.reply_text(t(lang, "rate_limited"))
+        return
+    if msg.photo:
+        media = msg.photo[-1]  # the largest size Telegram made
+    else:
+        media = msg.document
+        mime = (media.mime_type or "").lower()
+        name = (media.file_name or "").lower()
+        if not (mime.startswith("image/") or name.endswith((".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"))):
+            await msg.reply_text(t(lang, "file.not_image"))
+            return
+    if media.file_size and media.file_size > MAX_DOWNLOAD:
+        await msg.reply_text(t(lang, "file.too_big"))
+        return
+
+    bd = context.bot_data
+    async with bd["slots"]:  # bounds downloads + queued screenings held in memory
+        await context.bot.send_chat_action(msg.chat_id, ChatAction.TYPING)
+        tg_file = await media.get_file()
+        data = bytes(await tg_file.download_as_bytearray())
+        keep = st["consent"] == CONSENT_YES
+        loop = asyncio.get_running_loop()
+        result, jpeg = await loop.run_in_executor(bd["executor"], _screen, bd["screener"], data, keep)
+
+    sid = 0
+    if keep:
+        try:
+            sid = await bd["storage"].add_submission(
+                update.effective_user.id,
+                jpeg,
+                accepted=result.accepted,
+                reasons=result.reasons,
+                quality=result.quality,
+                probabilities=result.probabilities,
+                risk=result.risk,
+                malignancy=result.malignancy,
+                model_version=result.model,
+            ) or 0
+        except Exception:  # the answer matters more than the log
+            log.exception("could not store a submission")
+    markup = followup_keyboard(lang, sid, result.risk, 0) if result.accepted else None
+    await msg.reply_text(result_text(lang, result, context, st.get("region")), parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id)
+    if markup is not None:
+        await msg.reply_text(t(lang, "followup.question"), reply_markup=markup)
+
+
+def _screen(screener, data: bytes, keep: bool):
+    """Runs in the executor: screen, and for consenting users re-encode without metadata."""
+    result, img = screener.screen_with_image(data)
+    jpeg = encode_jpeg(img.rgb) if keep and img is not None else None
+    return result, jpeg
+
+
+async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, voice, video, text…: guidance, never silence."""
+    lang = (await user_state(update, context))["lang"]
+    await update.effective_message.reply_text(t(lang, "unsupported"))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The one place errors end up: log with the traceback, answer politely, never leak it."""
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat:
+        lang = (context.user_data or {}).get("lang") or pick_language(update.effective_user.language_code if update.effective_user else None)
+        try:
+            await context.bot.send_message(update.effective_chat.id, t(lang, "error"))
+        except TelegramError:
+            log.warning("could not send the error message")

@@ -1,0 +1,79 @@
+"""Where to go, per region: read from ``bot/data/regions.json`` and validated on load.
+
+The file is data, not code: maintainers edit names or add verified contacts without touching
+Python.  A contact (address, phone, website) without a ``source`` is refused, so nobody ships
+an invented phone number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+from bot.i18n import LANGUAGES
+
+
+class Names(BaseModel):
+    kk: str = Field(min_length=1)
+    ru: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def __call__(self, lang: str) -> str:
+        return getattr(self, lang if lang in LANGUAGES else "en")
+
+
+class Centre(BaseModel):
+    name: Names
+    address: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _contacts_need_a_source(self) -> Centre:
+        if (self.address or self.phone or self.website) and not self.source:
+            raise ValueError(f"{self.name.en}: contact details need a 'source' citing a public page")
+        return self
+
+
+class Region(BaseModel):
+    id: str = Field(pattern=r"^[a-z_]+$")
+    name: Names
+    city: Names
+    lat: float = Field(ge=40.0, le=56.0)  # Kazakhstan's latitude range
+    lon: float = Field(ge=46.0, le=88.0)
+    centres: list[Centre] = Field(min_length=1)
+
+
+class Directory(BaseModel):
+    version: int
+    regions: list[Region] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Directory:
+        ids = [r.id for r in self.regions]
+        if len(ids) != len(set(ids)):
+            raise ValueError("duplicate region ids")
+        return self
+
+    def get(self, region_id: str | None) -> Region | None:
+        return next((r for r in self.regions if r.id == region_id), None)
+
+    def nearest(self, lat: float, lon: float) -> Region:
+        return min(self.regions, key=lambda r: haversine_km(lat, lon, r.lat, r.lon))
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(a))
+
+
+def load(path: str | Path | None = None) -> Directory:
+    raw = Path(path).read_text(encoding="utf-8") if path else (resources.files("bot") / "data" / "regions.json").read_text(encoding="utf-8")
+    return Directory.model_validate(json.loads(raw))
