@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
 
 
+class MessageRateLimiter(AIORateLimiter):
+    """PTB's limiter for messages (~30/s overall, 20/min per group); chat actions skip it.
+
+    Telegram's flood limits are about messages; a "typing…" status is throttled per chat by
+    the photo handler instead, so under a burst every request slot goes to an answer.
+    """
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+        if endpoint == "sendChatAction":
+            return await callback(*args, **kwargs)
+        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+
 async def _post_init(app: Application) -> None:
     """The command menu in each language (English is the default for other languages)."""
     for lang in LANGUAGES:
@@ -45,7 +58,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         .concurrent_updates(settings.concurrent_updates)
         .connection_pool_size(settings.connection_pool_size)
         .pool_timeout(30)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(MessageRateLimiter(max_retries=3))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
             return [v]
         return v
 
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _empty_is_default(cls, v: object) -> object:
+        return None if v == "" else v
+
     def token_problem(self) -> str | None:
         """One clear line if the token cannot work, else None."""
         token = self.telegram_bot_token.get_secret_value().strip()

@@ -245,6 +245,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             )
     elif kind == "fu":
         await on_followup(update, context, value, st)
+    else:
+        log.warning("unknown button %r", query.data)
 
 
 async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str, st: dict) -> None:
@@ -313,7 +315,10 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     bd = context.bot_data
     async with bd["slots"]:  # bounds downloads + queued screenings held in memory
-        await context.bot.send_chat_action(msg.chat_id, ChatAction.TYPING)
+        last = context.chat_data.get("typing_at", 0.0)
+        if time.monotonic() - last > 4.0:  # Telegram shows it ~5 s; once is enough for an album
+            context.chat_data["typing_at"] = time.monotonic()
+            await context.bot.send_chat_action(msg.chat_id, ChatAction.TYPING)
         tg_file = await media.get_file()
         data = bytes(await tg_file.download_as_bytearray())
         keep = st["consent"] == CONSENT_YES
@@ -336,10 +341,13 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             ) or 0
         except Exception:  # the answer matters more than the log
             log.exception("could not store a submission")
-    markup = followup_keyboard(lang, sid, result.risk, 0) if result.accepted else None
-    await msg.reply_text(result_text(lang, result, context, st.get("region")), parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id)
-    if markup is not None:
-        await msg.reply_text(t(lang, "followup.question"), reply_markup=markup)
+    # One message per photo: the follow-up questions ride on the answer as its keyboard.
+    text = result_text(lang, result, context, st.get("region"))
+    markup = None
+    if result.accepted:
+        text += "\n\n" + t(lang, "followup.question")
+        markup = followup_keyboard(lang, sid, result.risk, 0)
+    await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
 
 
 def _screen(screener, data: bytes, keep: bool):

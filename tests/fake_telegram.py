@@ -84,7 +84,9 @@ class FakeTelegram:
                 "text": params["text"],
             }
             markup = params.get("reply_markup") or {}
-            self.sent[chat_id].append({**msg, "reply_markup": markup} if markup else msg)
+            reply_to = (params.get("reply_parameters") or {}).get("message_id") or params.get("reply_to_message_id")
+            record = {**msg, "reply_to": reply_to, "at": time.monotonic()}
+            self.sent[chat_id].append({**record, "reply_markup": markup} if markup else record)
             if "inline_keyboard" in markup:  # a Message only ever carries inline keyboards
                 msg["reply_markup"] = markup
             return msg
@@ -122,7 +124,8 @@ class FakeTelegram:
         self.files[fid] = data
         return fid
 
-    def send_photo(self, uid: int, data: bytes, lang: str | None = "en", media_group_id: str | None = None) -> None:
+    def send_photo(self, uid: int, data: bytes, lang: str | None = "en", media_group_id: str | None = None) -> int:
+        """Returns the photo message's id (answers refer to it)."""
         fid = self.add_file(data)
         sizes = [
             {"file_id": fid + "s", "file_unique_id": fid + "s", "width": 90, "height": 90, "file_size": 1000},
@@ -130,7 +133,9 @@ class FakeTelegram:
         ]
         self.files[fid + "s"] = b"thumbnail"
         extra = {"media_group_id": media_group_id} if media_group_id else {}
-        self._push(message=self._message(uid, lang, photo=sizes, **extra))
+        message = self._message(uid, lang, photo=sizes, **extra)
+        self._push(message=message)
+        return message["message_id"]
 
     def send_document(self, uid: int, data: bytes, name: str, mime: str, lang: str | None = "en", file_size: int | None = None) -> None:
         fid = self.add_file(data)

@@ -69,11 +69,12 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
     n = await start_user(h, 10, lang, "yes")
     i, _ = accepted_photo(h)
     h.fake.send_photo(10, lesion_jpeg(i, gps=True), lang)
-    answer, question = await h.fake.replies(10, 2, since=n)
+    (answer,) = await h.fake.replies(10, 1, since=n)
+    question = answer
     text = answer["text"]
     assert any(text.startswith(t(lang, f"result.{r}").split("\n")[0]) for r in ("low", "moderate", "high")), text
     assert t(lang, "disclaimer") in text and t(lang, "referral.path") in text
-    assert question["text"] == t(lang, "followup.question") and len(buttons(question)) == 6
+    assert text.endswith(t(lang, "followup.question")) and len(buttons(question)) == 6
     assert any(c[0] == "sendChatAction" for c in h.fake.calls)
 
     async with h.storage.sessions() as s:
@@ -92,7 +93,7 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
     await _wait_edits(h, 1)
     done = [b for b in buttons(question) if b[1].endswith(":d")][0][1].replace(":0:d", ":4:d")
     h.fake.press(10, question, done, lang)
-    (advice,) = await h.fake.replies(10, 1, since=n + 2)
+    (advice,) = await h.fake.replies(10, 1, since=n + 1)
     risk = subs[0].risk
     assert advice["text"].startswith(t(lang, "followup.raised") if risk == "low" else t(lang, f"next.{risk}"))
     async with h.storage.sessions() as s:
@@ -116,7 +117,7 @@ async def test_without_consent_nothing_is_stored(bot_factory, consent):
     n = await start_user(h, 20, "ru", consent)
     _, data = accepted_photo(h)
     h.fake.send_photo(20, data, "ru")
-    answer, _ = await h.fake.replies(20, 2, since=n)
+    (answer,) = await h.fake.replies(20, 1, since=n)
     assert t("ru", "disclaimer") in answer["text"]
     async with h.storage.sessions() as s:
         assert await s.scalar(select(func.count(Submission.id))) == 0
@@ -166,7 +167,8 @@ async def test_image_sent_as_a_file_is_screened(bot_factory):
     n = await start_user(h, 35, "en", "no")
     _, data = accepted_photo(h)
     h.fake.send_document(35, data, "IMG_0001.JPG", "image/jpeg")
-    answer, question = await h.fake.replies(35, 2, since=n)
+    (answer,) = await h.fake.replies(35, 1, since=n)
+    question = answer
     assert t("en", "disclaimer") in answer["text"] and buttons(question)
 
 
@@ -176,7 +178,7 @@ async def test_album_every_photo_is_answered(bot_factory):
     _, data = accepted_photo(h)
     for _ in range(3):
         h.fake.send_photo(40, data, "kk", media_group_id="album1")
-    replies = await h.fake.replies(40, 6, since=n)
+    replies = await h.fake.replies(40, 3, since=n)
     assert sum(t("kk", "disclaimer") in r["text"] for r in replies) == 3
 
 
@@ -199,8 +201,8 @@ async def test_delete_erases_rows_and_files(bot_factory, lang):
     i, data = accepted_photo(h)
     h.fake.send_photo(60, data, lang)
     h.fake.send_photo(60, jpeg_bytes((skin_with_spot() * 0.1).astype(np.uint8)), lang)
-    await h.fake.replies(60, 3, since=n)
-    n += 3
+    await h.fake.replies(60, 2, since=n)
+    n += 2
     files = [p for p in h.settings.photos_dir.rglob("*.jpg")]
     assert len(files) == 2
 
@@ -272,7 +274,7 @@ async def test_storage_failure_still_answers(bot_factory, caplog):
     h.storage.add_submission = broken
     _, data = accepted_photo(h)
     h.fake.send_photo(90, data, "ru")
-    answer, _ = await h.fake.replies(90, 2, since=n)
+    (answer,) = await h.fake.replies(90, 1, since=n)
     assert t("ru", "disclaimer") in answer["text"]
     assert "could not store a submission" in caplog.text
 

@@ -1,0 +1,64 @@
+"""Settings and start-up: a missing or malformed token is one clear line and exit code 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.config import Settings
+
+from .conftest import ROOT, TOKEN
+
+
+def run_bot(tmp_path, *args, **env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR"))}
+    clean.update(env)
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path, env=clean, timeout=120)
+
+
+@pytest.mark.parametrize("token, words", [(None, "is not set"), ("12345", "looks malformed"), ("abc:def", "looks malformed")])
+def test_bad_token_is_one_clear_line_and_exit_2(tmp_path, token, words):
+    env = {"PYTHONPATH": str(ROOT)}
+    if token is not None:
+        env["TELEGRAM_BOT_TOKEN"] = token
+    proc = run_bot(tmp_path, **env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TELEGRAM_BOT_TOKEN" in lines[0] and words in lines[0], proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing was created before the check
+
+
+def test_migrate_command_creates_the_sqlite_database(tmp_path):
+    proc = run_bot(tmp_path, "migrate", PYTHONPATH=str(ROOT), DATA_DIR=str(tmp_path / "d"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "d" / "bot.sqlite3").stat().st_size > 0
+
+
+def test_settings_from_env_file(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nADMIN_USER_IDS=11, 22\nDATA_DIR={tmp_path}/x\n")
+    s = Settings(_env_file=env)
+    assert s.token_problem() is None and s.admin_user_ids == [11, 22]
+    assert s.db_url == f"sqlite+aiosqlite:///{tmp_path}/x/bot.sqlite3"
+    assert s.telegram_api_base_url == "https://api.telegram.org/bot"
+
+
+def test_pseudonym_secret_is_created_once_and_kept(tmp_path):
+    s = Settings(_env_file=None, data_dir=tmp_path)
+    first = s.secret()
+    assert len(first) == 64 and s.secret() == first
+    assert oct((tmp_path / "pseudonym.secret").stat().st_mode)[-3:] == "600"
+
+
+def test_env_example_documents_every_setting():
+    text = (ROOT / ".env.example").read_text()
+    for name in Settings.model_fields:
+        assert f"{name.upper()}=" in text, name
+
+
+def test_env_example_copied_as_is_loads(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text().replace("TELEGRAM_BOT_TOKEN=\n", f"TELEGRAM_BOT_TOKEN={TOKEN}\n"))
+    s = Settings(_env_file=env)
+    assert s.token_problem() is None and s.model_path is None and s.admin_user_ids == [] and s.database_url == ""
