@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot import admin_handlers
 from bot import handlers as h
 from bot import referral
 from bot.config import Settings
@@ -72,6 +73,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
     )
+    admin_handlers.register(app, settings.admin_user_ids)  # before the catch-all handlers
     app.add_handler(CommandHandler("start", h.start))
     app.add_handler(CommandHandler("help", h.help_command))
     app.add_handler(CommandHandler("language", h.language_command))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, delete, func, select
+from sqlalchemy import JSON, Boolean, event, DateTime, Float, ForeignKey, Integer, String, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -109,6 +109,9 @@ class PhotoStore:
 class Storage:
     def __init__(self, url: str, photos_dir: Path, secret: bytes):
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            # SQLite ignores ON DELETE CASCADE unless asked, per connection.
+            event.listen(self.engine.sync_engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.photos = PhotoStore(photos_dir)
         self._secret = secret

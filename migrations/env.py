@@ -5,6 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import bot.review  # noqa: F401  (registers the verdicts table)
 from bot.storage import Base
 
 config = context.config

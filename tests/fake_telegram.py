@@ -90,6 +90,17 @@ class FakeTelegram:
             if "inline_keyboard" in markup:  # a Message only ever carries inline keyboards
                 msg["reply_markup"] = markup
             return msg
+        if method == "sendPhoto":
+            chat_id = int(params["chat_id"])
+            self.message_id += 1
+            msg = {"message_id": self.message_id, "date": int(time.time()), "chat": {"id": chat_id, "type": "private"}, "from": BOT,
+                   "photo": [{"file_id": f"sent{self.message_id}", "file_unique_id": f"u{self.message_id}", "width": 100, "height": 100}],
+                   "caption": params.get("caption", "")}
+            markup = params.get("reply_markup") or {}
+            self.sent[chat_id].append({**msg, "text": params.get("caption", ""), "photo_bytes": params.get("_photo"), "reply_markup": markup, "at": time.monotonic()})
+            if markup:
+                msg["reply_markup"] = markup
+            return msg
         if method in ("editMessageReplyMarkup", "editMessageText"):
             self.edits.append({"method": method, **params})
             return True
@@ -154,7 +165,12 @@ class FakeTelegram:
 
     def press(self, uid: int, bot_message: dict, data: str, lang: str | None = "en") -> None:
         self.update_id += 1
-        query = {"id": f"cb{self.update_id}", "from": self.user(uid, lang), "chat_instance": "ci", "data": data, "message": bot_message}
+        message = {k: v for k, v in bot_message.items() if k not in ("photo_bytes", "at", "reply_to")}  # test-only fields
+        if "photo" in message:
+            message.pop("text", None)
+        if not message.get("reply_markup"):
+            message.pop("reply_markup", None)
+        query = {"id": f"cb{self.update_id}", "from": self.user(uid, lang), "chat_instance": "ci", "data": data, "message": message}
         self.updates.append({"update_id": self.update_id, "callback_query": query})
 
     async def replies(self, chat_id: int, n: int, since: int = 0, timeout: float = 30.0) -> list[dict]:
@@ -195,6 +211,8 @@ class _Api(tornado.web.RequestHandler):
                     params[key] = json.loads(raw)
                 except ValueError:
                     params[key] = raw
+        for key, files in self.request.files.items():  # multipart uploads (sendPhoto)
+            params["_photo" if key in ("photo", "attach") or params.get("photo") == f"attach://{key}" else key] = files[0]["body"]
         if self.request.headers.get("Content-Type", "").startswith("application/json") and self.request.body:
             params.update(json.loads(self.request.body))
         try:

@@ -42,8 +42,10 @@ class FeatureExtractor:
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output_index)[:n].copy()
 
-    def extract(self, items: Iterable[np.ndarray], total: int, label: str = "") -> np.ndarray:
-        """``items`` yields RGB uint8 views; returns float16 feature maps (total, *shape)."""
+    def extract(self, items: Iterable[np.ndarray], total: int, label: str = "", prep: Callable[[np.ndarray], np.ndarray] = model_input) -> np.ndarray:
+        """``items`` yields RGB uint8 views; returns float16 feature maps (total, *shape).
+
+        ``prep`` is the serving preprocessing; only ablations pass anything else."""
         out = np.empty((total, *self.shape), np.float16)
         buf: list[np.ndarray] = []
         done, start = 0, time.time()
@@ -55,7 +57,7 @@ class FeatureExtractor:
             buf.clear()
 
         for view in items:
-            buf.append(model_input(view))
+            buf.append(prep(view))
             if len(buf) == self.batch:
                 flush()
                 if done % (self.batch * 40) == 0:

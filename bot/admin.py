@@ -1,0 +1,70 @@
+"""Maintainers' command line.
+
+    python -m bot.admin export --out DIR [--since YYYY-MM-DD] [--reviewed-only]
+    python -m bot.admin stats
+    python -m bot.admin purge --older-than DAYS
+
+Uses the bot's settings (DATABASE_URL / DATA_DIR), applies pending migrations first.
+``export`` writes photos and a labels.csv that ``python -m training train --data DIR`` reads as
+one more source (see ``bot.review.Review.export`` for the columns); it never contains Telegram
+ids or pseudonyms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bot.admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export", help="photos + labels.csv for training")
+    e.add_argument("--out", required=True)
+    e.add_argument("--since", type=lambda s: datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=UTC), help="YYYY-MM-DD")
+    e.add_argument("--reviewed-only", action="store_true")
+    s = sub.add_parser("stats", help="the figures of /stats")
+    s.add_argument("--json", action="store_true")
+    g = sub.add_parser("purge", help="retention: delete cases (rows and files) older than DAYS")
+    g.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    args = p.parse_args(argv)
+    if getattr(args, "older_than", 1) < 0:
+        p.error("--older-than must be ≥ 0")
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from bot.admin_handlers import stats_text
+    from bot.config import Settings
+    from bot.migrate import upgrade
+    from bot.review import Review
+    from bot.storage import Storage
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade, settings.db_url)
+    storage = Storage(settings.db_url, settings.photos_dir, settings.secret())
+    review = Review(storage)
+    try:
+        if args.command == "export":
+            counts = await review.export(args.out, since=args.since, reviewed_only=args.reviewed_only)
+            print(f"exported to {args.out}: {counts}")
+        elif args.command == "stats":
+            figures = [await review.stats(days) for days in (7, 30)]
+            if args.json:
+                print(json.dumps(figures, indent=2, ensure_ascii=False))
+            else:
+                print("\n\n".join(stats_text("en", f).replace("<b>", "").replace("</b>", "") for f in figures))
+        elif args.command == "purge":
+            rows, files = await review.purge(args.older_than)
+            print(f"purged {rows} cases and {files} photo files older than {args.older_than} days")
+    finally:
+        await storage.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

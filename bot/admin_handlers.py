@@ -1,0 +1,167 @@
+"""Review tools in Telegram, for the ids in ADMIN_USER_IDS only.
+
+For anyone else these commands do not exist: the handlers are registered behind a user filter,
+so a non-admin's ``/review`` falls through to the ordinary "I only understand photos" answer.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot import handlers as h
+from bot.i18n import t
+from bot.review import REVIEW_CHOICES, Case, Review
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(d: dict | None) -> str:
+    if not d:
+        return "—"
+    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+
+
+def case_text(lang: str, case: Case) -> str:
+    s = case.submission
+    top = sorted((s.probabilities or {}).items(), key=lambda kv: -kv[1])[:3]
+    verdicts = "; ".join(f"{v.verdict} ({v.reviewer[:6]}, {v.created_at:%Y-%m-%d}{': ' + v.note if v.note else ''})" for v in case.verdicts)
+    return t(
+        lang,
+        "admin.case",
+        id=s.id,
+        date=f"{s.created_at:%Y-%m-%d %H:%M}",
+        language=s.language,
+        region=s.region or "—",
+        model=s.model_version,
+        risk=s.risk or "—",
+        malignancy="—" if s.malignancy is None else f"{s.malignancy:.3f}",
+        top=_fmt(dict(top)),
+        reasons=", ".join(s.reasons) or "—",
+        quality=_fmt(s.quality),
+        followup=", ".join(k for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "no"),
+        verdicts=verdicts or "—",
+    )
+
+
+def verdict_keyboard(lang: str, sid: int) -> InlineKeyboardMarkup:
+    buttons = [InlineKeyboardButton(t(lang, f"admin.verdict.{v}"), callback_data=f"rv:{sid}:{v}") for v in REVIEW_CHOICES]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, case: Case) -> None:
+    chat_id = update.effective_chat.id
+    caption = case_text(lang, case)
+    markup = verdict_keyboard(lang, case.submission.id)
+    sha = case.submission.photo_sha256
+    path = context.bot_data["storage"].photos.path(sha) if sha else None
+    if path is not None and path.exists() and len(caption) <= 1024:
+        with open(path, "rb") as fh:
+            await context.bot.send_photo(chat_id, fh, caption=caption, reply_markup=markup)
+    else:
+        await context.bot.send_message(chat_id, caption, reply_markup=markup)
+
+
+async def review_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await h.user_state(update, context))["lang"]
+    await _next(update, context, lang)
+
+
+async def _next(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> None:
+    context.user_data.pop("note_for", None)
+    case = await Review(context.bot_data["storage"]).next_case(context.user_data.setdefault("skipped", set()))
+    if case is None:
+        await context.bot.send_message(update.effective_chat.id, t(lang, "admin.no_cases"))
+        return
+    await _show(update, context, lang, case)
+
+
+async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await h.user_state(update, context))["lang"]
+    if len(context.args) != 1 or not context.args[0].isdigit():
+        await update.effective_message.reply_text(t(lang, "admin.case_usage"))
+        return
+    case = await Review(context.bot_data["storage"]).case(int(context.args[0]))
+    if case is None:
+        await update.effective_message.reply_text(t(lang, "admin.case_not_found", id=int(context.args[0])))
+        return
+    await _show(update, context, lang, case)
+
+
+def stats_text(lang: str, st: dict) -> str:
+    agreement = ", ".join(f"{m}: {a['agree']:.0%} of {a['n']}" for m, a in st["agreement_by_model"].items()) or "—"
+    return t(
+        lang,
+        "admin.stats",
+        days=st["days"],
+        submissions=st["submissions"],
+        accepted=st["accepted"],
+        rejected=_fmt(st["rejected_by_reason"]),
+        risk=_fmt(st["risk"]),
+        languages=_fmt(st["languages"]),
+        regions=_fmt(st["regions"]),
+        reviewed=f"{st['reviewed_share']:.0%}",
+        verdicts=st["verdicts"],
+        disputed=st["disputed_cases"],
+        agreement=html.escape(agreement),
+    )
+
+
+async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await h.user_state(update, context))["lang"]
+    review = Review(context.bot_data["storage"])
+    blocks = [stats_text(lang, await review.stats(days)) for days in (7, 30)]
+    text = "\n\n".join(blocks)
+    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
+
+
+async def on_review_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    await query.answer()
+    if update.effective_user.id not in context.bot_data["settings"].admin_user_ids:
+        return  # a forged button press from a non-admin: nothing happens
+    lang = (await h.user_state(update, context))["lang"]
+    parts = (query.data or "").split(":")
+    if parts[1] == "next":
+        await query.edit_message_reply_markup(None)
+        await _next(update, context, lang)
+        return
+    sid, verdict = int(parts[1]), parts[2]
+    await query.edit_message_reply_markup(None)
+    if verdict == "skip":
+        context.user_data.setdefault("skipped", set()).add(sid)
+        await _next(update, context, lang)
+        return
+    vid = await Review(context.bot_data["storage"]).add_verdict(sid, update.effective_user.id, verdict)
+    if vid is None:
+        await query.message.reply_text(t(lang, "admin.case_not_found", id=sid))
+        return
+    context.user_data["note_for"] = vid
+    next_button = InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "admin.next"), callback_data="rv:next")]])
+    await context.bot.send_message(update.effective_chat.id, t(lang, "admin.saved"), reply_markup=next_button)
+
+
+async def on_admin_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A text right after a verdict is its note; any other text gets the usual answer."""
+    vid = context.user_data.pop("note_for", None)
+    if vid is None:
+        await h.on_other(update, context)
+        return
+    lang = (await h.user_state(update, context))["lang"]
+    await Review(context.bot_data["storage"]).add_note(vid, update.effective_user.id, update.effective_message.text)
+    await update.effective_message.reply_text(t(lang, "admin.note_saved"))
+    await _next(update, context, lang)
+
+
+def register(app: Application, admin_ids: list[int]) -> None:
+    """Add the admin handlers; call before the catch-all handlers."""
+    admins = filters.User(user_id=admin_ids)
+    app.add_handler(CommandHandler("review", review_command, filters=admins))
+    app.add_handler(CommandHandler("case", case_command, filters=admins))
+    app.add_handler(CommandHandler("stats", stats_command, filters=admins))
+    app.add_handler(CallbackQueryHandler(on_review_button, pattern=r"^rv:"), group=0)
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & admins, on_admin_text))

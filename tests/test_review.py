@@ -1,0 +1,158 @@
+"""Maintainers' review (issue #4): Telegram flow for admins, access control, CLI round trips."""
+
+import asyncio
+import csv
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from bot.i18n import t
+from bot.review import Review, Verdict, agrees, label_from
+from bot.storage import CONSENT_YES, Storage, Submission, now
+
+from .conftest import jpeg_bytes, needs_shared, skin_with_spot
+from .fake_telegram import buttons
+from .test_bot_e2e import accepted_photo, start_user
+
+ADMIN, ADMIN2, USER = 500, 501, 10
+
+
+async def two_cases(h):
+    """A consenting user sends one accepted and one too-dark photo."""
+    n = await start_user(h, USER, "ru", "yes")
+    _, data = accepted_photo(h)
+    h.fake.send_photo(USER, data, "ru")
+    await h.fake.replies(USER, 1, since=n)
+    h.fake.send_photo(USER, jpeg_bytes((skin_with_spot() * 0.1).astype(np.uint8)), "ru")
+    await h.fake.replies(USER, 1, since=n + 1)
+
+
+@needs_shared
+@pytest.mark.parametrize("lang", ["kk", "ru", "en"])
+async def test_review_flow_with_note_skip_and_second_opinion(bot_factory, lang):
+    h = await bot_factory(admin_user_ids=[ADMIN, ADMIN2])
+    await two_cases(h)
+    h.fake.send_text(ADMIN, "/review", lang)
+    (case1,) = await h.fake.replies(ADMIN, 1)
+    assert case1["photo_bytes"][:2] == b"\xff\xd8"  # the stored photo itself
+    first = case1["text"].splitlines()[0]
+    assert first.startswith(t(lang, "admin.case").split("{")[0]) and "1 " in first.replace("#", " ").replace("№", " ") + " "
+    assert [b[1] for b in buttons(case1)] == [f"rv:1:{v}" for v in ("agree", "benign", "suspicious", "malignant", "unusable", "skip")]
+
+    h.fake.press(ADMIN, case1, "rv:1:benign", lang)
+    (saved,) = await h.fake.replies(ADMIN, 1, since=1)
+    assert saved["text"] == t(lang, "admin.saved") and buttons(saved) == [(t(lang, "admin.next"), "rv:next")]
+    h.fake.send_text(ADMIN, "looks like a seborrheic keratosis", lang)
+    note_ok, case2 = await h.fake.replies(ADMIN, 2, since=2)
+    assert note_ok["text"] == t(lang, "admin.note_saved") and "too_dark" in case2["text"]
+    h.fake.press(ADMIN, case2, "rv:2:skip", lang)
+    (empty,) = await h.fake.replies(ADMIN, 1, since=4)
+    assert empty["text"] == t(lang, "admin.no_cases")
+
+    # a second reviewer disagrees; /case shows both verdicts
+    h.fake.send_text(ADMIN2, "/case 1", lang)
+    (again,) = await h.fake.replies(ADMIN2, 1)
+    assert "benign" in again["text"] and "seborrheic" in again["text"]
+    h.fake.press(ADMIN2, again, "rv:1:malignant", lang)
+    await h.fake.replies(ADMIN2, 1, since=1)
+    h.fake.send_text(ADMIN2, "/case 1", lang)
+    (both,) = await h.fake.replies(ADMIN2, 1, since=2)
+    assert "benign" in both["text"] and "malignant" in both["text"]
+
+    async with h.storage.sessions() as s:
+        verdicts = list(await s.scalars(select(Verdict).order_by(Verdict.id)))
+        assert [(v.submission_id, v.verdict) for v in verdicts] == [(1, "benign"), (1, "malignant")]
+        assert verdicts[0].reviewer == h.storage.pseudonym(ADMIN) and verdicts[1].reviewer == h.storage.pseudonym(ADMIN2)
+        assert verdicts[0].note == "looks like a seborrheic keratosis"
+        statuses = dict((await s.execute(select(Submission.id, Submission.review_status))).all())
+        assert statuses == {1: "reviewed", 2: "unreviewed"}
+
+    h.fake.send_text(ADMIN, "/stats", lang)
+    (stats,) = await h.fake.replies(ADMIN, 1, since=5)
+    assert stats["text"].count("too_dark 1") == 2  # the 7- and the 30-day block
+    st = await Review(h.storage).stats(30)
+    assert st["submissions"] == 2 and st["disputed_cases"] == 1 and st["verdicts"] == 2
+
+
+@needs_shared
+async def test_non_admins_get_the_normal_answer_and_nothing_else(bot_factory):
+    h = await bot_factory(admin_user_ids=[ADMIN])
+    await two_cases(h)
+    sent_before = len(h.fake.sent[USER])
+    for cmd in ("/review", "/stats", "/case 1"):
+        h.fake.send_text(USER, cmd, "ru")
+    replies = await h.fake.replies(USER, 3, since=sent_before)
+    assert [r["text"] for r in replies] == [t("ru", "unsupported")] * 3
+    assert not any(c[0] == "sendPhoto" for c in h.fake.calls)
+    h.fake.press(USER, replies[0], "rv:1:agree", "ru")  # a forged button press
+    await h.fake.quiet(USER, sent_before + 3)
+    async with h.storage.sessions() as s:
+        assert not list(await s.scalars(select(Verdict)))
+
+
+def test_agreement_and_labels():
+    assert agrees("agree", "high") and agrees("benign", "low") and not agrees("benign", "high")
+    assert agrees("suspicious", "moderate") and not agrees("malignant", "low") and agrees("unusable", "low") is None
+    assert label_from("agree", "bcc") == ("bcc", "1")
+    assert label_from("benign", "nv") == ("nv", "0") and label_from("benign", "mel") == ("", "0")
+    assert label_from("malignant", "nv") == ("", "1") and label_from("suspicious", "nv") == ("", "")
+
+
+async def _seed(tmp_path):
+    storage = Storage(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.sqlite3'}", tmp_path / "data" / "photos", (tmp_path / "data" / "pseudonym.secret").read_text().encode())
+    review = Review(storage)
+    probs = {"mel": 0.05, "bcc": 0.05, "akiec": 0.02, "nv": 0.8, "bkl": 0.04, "other": 0.02, "inflammatory": 0.02}
+    ids = []
+    for uid in (111111, 222222):
+        await storage.upsert_user(uid, language="kk", consent=CONSENT_YES)
+        for seed in range(2):
+            jpeg = jpeg_bytes(skin_with_spot(size=(300, 400), seed=uid + seed))
+            ids.append(await storage.add_submission(uid, jpeg, accepted=True, reasons=[], quality={}, probabilities=probs, risk="low", malignancy=0.12, model_version="m1"))
+    await review.add_verdict(ids[0], 9, "agree")
+    await review.add_verdict(ids[1], 9, "benign")
+    await review.add_verdict(ids[2], 9, "suspicious")
+    async with storage.sessions.begin() as s:  # one case is old
+        await s.execute(update(Submission).where(Submission.id == ids[3]).values(created_at=now() - timedelta(days=400)))
+    await storage.close()
+    return ids
+
+
+def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, capsys):
+    from bot.admin import main
+    from training.data import read_source
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["stats"]) == 0  # creates the database and the secret
+    asyncio.run(_seed(tmp_path))
+    out = tmp_path / "export"
+    assert main(["export", "--out", str(out), "--reviewed-only"]) == 0
+    text = (out / "labels.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert len(rows) == 3 and all((out / r["image"]).exists() for r in rows)
+    assert "111111" not in text and "222222" not in text
+    src = read_source(out)  # the training loader reads it as one more source
+    assert len(src.samples) == 2 and {s.label for s in src.samples} == {3}  # "suspicious" has no class
+    assert src.samples[0].group == src.samples[1].group  # one person's photos stay together
+
+    capsys.readouterr()
+    assert main(["stats", "--json"]) == 0
+    assert '"submissions": 3' in capsys.readouterr().out  # the 400-day-old case is outside 30 days
+
+
+def test_cli_purge_deletes_rows_and_files(tmp_path, monkeypatch, capsys):
+    from bot.admin import main
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["stats"]) == 0
+    asyncio.run(_seed(tmp_path))
+    photos = tmp_path / "data" / "photos"
+    assert len(list(photos.rglob("*.jpg"))) == 4
+    assert main(["purge", "--older-than", "365"]) == 0
+    assert "purged 1 cases and 1 photo files" in capsys.readouterr().out
+    assert len(list(photos.rglob("*.jpg"))) == 3
+    assert main(["purge", "--older-than", "0"]) == 0
+    assert not list(photos.rglob("*.jpg"))

@@ -1,0 +1,98 @@
+"""``python -m training.card RUN_DIR [--experiments FILE]`` — MODEL_CARD.md from a run's JSON.
+
+The human-readable card is generated from ``model_card.json`` and ``report.json`` so the numbers
+in prose can never drift from the ones the bot uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SOURCES = {
+    "ham10000": "HAM10000 (dermoscopy)",
+    "isic2017": "ISIC 2017 (dermoscopy, other clinics)",
+    "pad_ufes20": "PAD-UFES-20 (smartphone)",
+    "sd198": "SD-198 subset (clinical photos)",
+}
+
+
+def _f(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def render(card: dict, report: dict, experiments: dict | None = None) -> str:
+    t = card["thresholds"]
+    out = [
+        f"# Model card — {card['name']} {card['version']}",
+        "",
+        "**A screening aid, not a diagnosis.** " + card["intended_use"],
+        "",
+        f"- Architecture: {card['architecture']}; input {card['input']['size']}×{card['input']['size']} RGB.",
+        f"- Preprocessing: {card['input']['preprocessing']}.",
+        f"- Classes: {', '.join(card['classes'])}; malignancy = P({' + '.join(card['malignant_classes'])}).",
+        f"- Outputs: {card['outputs']['diagnosis']}; {card['outputs']['skin']}.",
+        f"- Calibration: temperature {card['temperature']} fitted on validation (folded into the logits).",
+        f"- TFLite (float32) vs Keras, max |Δ| on validation images: {card['tflite_max_abs_diff']:.1e}.",
+        f"- Training: seed {card['training']['seed']}, {card['training'].get('seconds', '?')} s on 2 CPU cores; splits {json.dumps(card['training']['splits'])}.",
+        "",
+        "## Risk levels",
+        f"- `high` if malignancy ≥ **{t['high']}**; `low` if malignancy < **{t['low']}** and the top class is not mel/bcc/akiec; otherwise `moderate`.",
+        f"- Chosen on: {t['chosen_on']}.",
+        f"- Not-skin gate: the skin head must reach **{t['skin']}** (99 % of validation lesion photos do); "
+        f"on validation: lesion photos accepted {card['metrics']['skin_gate_val']['lesion_photos_accepted']}, "
+        f"non-skin photos rejected {card['metrics']['skin_gate_val']['non_skin_rejected']} of {card['metrics']['skin_gate_val']['n_non_skin_val']}.",
+        "",
+        "## Test results per source (held-out split, never used for choices)",
+        "",
+        "`AUC malignant` uses each source's own malignant flag (PAD-UFES-20 counts actinic keratosis as benign); "
+        "`AUC needs doctor` counts mel + bcc + akiec/ACK/SCC as positive. Sensitivity/specificity use the source's malignant flag.",
+        "",
+        "| source | n (malignant) | AUC malignant | AUC needs doctor | sens. at low cut | spec. at low cut | sens. at high cut | spec. at high cut | accuracy (7 classes) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (("test", ""), ("test_tta", " + flip TTA")):
+        for src, m in report[key].items():
+            out.append(
+                f"| {SOURCES.get(src, src)}{label} | {m['n']} ({m['n_malignant']}) | {_f(m['auc_malignant'])} | {_f(m['auc_needs_doctor'])} | "
+                f"{_f(m['at_low_cut']['sensitivity'])} | {_f(m['at_low_cut']['specificity'])} | {_f(m['at_high_cut']['sensitivity'])} | "
+                f"{_f(m['at_high_cut']['specificity'])} | {_f(m['accuracy'])} |"
+            )
+    out += ["", "Per-class recall (test, no TTA):", ""]
+    for src, m in report["test"].items():
+        out.append(f"- {SOURCES.get(src, src)}: " + ", ".join(f"{k} {v:.2f}" for k, v in m["recall"].items()))
+    out += ["", "Validation AUC (needs doctor) by epoch, the weights of the best epoch were kept:", ""]
+    for h in report.get("history", []):
+        out.append(f"- epoch {h['epoch']}: " + ", ".join(f"{k} {v:.3f}" for k, v in h["val_auc_needs_doctor"].items()) + f" (mean {h['mean']:.3f})")
+    val, val_tta = report.get("val_auc_needs_doctor", {}), report.get("val_tta_auc_needs_doctor", {})
+    if val:
+        out += ["", "Test-time augmentation (4 flips) on validation: " + ", ".join(f"{s} {_f(val[s])} → {_f(val_tta.get(s))}" for s in val) + "."]
+    if experiments:
+        out += ["", "## Experiments (linear probes on the frozen backbone, validation AUC needs-doctor)", ""]
+        srcs = list(next(iter(experiments.values())))
+        out.append("| setting | " + " | ".join(srcs) + " |")
+        out.append("|---|" + "---|" * len(srcs))
+        for name, row in experiments.items():
+            out.append(f"| {name} | " + " | ".join(_f(row.get(s)) for s in srcs) + " |")
+    out += ["", "![ROC](roc.png) ![Confusion](confusion.png) ![Calibration](calibration.png)", ""]
+    out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
+    out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.card", description=__doc__)
+    p.add_argument("run", type=Path)
+    p.add_argument("--experiments", type=Path)
+    args = p.parse_args(argv)
+    card = json.loads((args.run / "model_card.json").read_text())
+    report = json.loads((args.run / "report.json").read_text())
+    exp = json.loads(args.experiments.read_text()) if args.experiments else None
+    print(render(card, report, exp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
