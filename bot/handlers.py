@@ -146,7 +146,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = st["lang"]
     await update.effective_message.reply_text(t(lang, "welcome", tips=t(lang, "tips")), parse_mode=ParseMode.HTML, reply_markup=language_keyboard())
     if st["consent"] == CONSENT_UNKNOWN:
-        await update.effective_message.reply_text(consent_notice(lang, context), parse_mode=ParseMode.HTML, reply_markup=consent_keyboard(lang))
+        await ask_consent(update, context, lang)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -348,6 +348,14 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text += "\n\n" + t(lang, "followup.question")
         markup = followup_keyboard(lang, sid, result.risk, 0)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
+    if st["consent"] == CONSENT_UNKNOWN and not context.user_data.get("consent_asked"):
+        # Someone who skipped /start is asked once; nothing was kept for this photo.
+        await ask_consent(update, context, lang)
+
+
+async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> None:
+    context.user_data["consent_asked"] = True
+    await update.effective_message.reply_text(consent_notice(lang, context), parse_mode=ParseMode.HTML, reply_markup=consent_keyboard(lang))
 
 
 def _screen(screener, data: bytes, keep: bool):

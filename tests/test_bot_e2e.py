@@ -290,3 +290,18 @@ async def test_a_crash_gets_a_polite_localized_answer(bot_factory):
     h.fake.send_photo(95, jpeg_bytes(skin_with_spot()), "kk")
     (r,) = await h.fake.replies(95, 1, since=n)
     assert r["text"] == t("kk", "error") and "boom" not in r["text"]
+
+
+async def test_a_photo_without_start_is_answered_then_consent_is_asked_once(bot_factory):
+    h = await bot_factory()
+    data = jpeg_bytes((skin_with_spot() * 0.1).astype(np.uint8))
+    h.fake.send_photo(99, data, "kk")
+    answer, notice = await h.fake.replies(99, 2)
+    assert t("kk", "reason.too_dark") in answer["text"]
+    assert [b[1] for b in buttons(notice)] == ["consent:yes", "consent:no"]
+    h.fake.send_photo(99, data, "kk")
+    (again,) = await h.fake.replies(99, 1, since=2)
+    assert t("kk", "reason.too_dark") in again["text"]
+    await h.fake.quiet(99, 3)
+    async with h.storage.sessions() as s:
+        assert await s.scalar(select(func.count(Submission.id))) == 0

@@ -65,7 +65,7 @@ def test_concurrent_screening_matches_sequential(screener):
     assert parallel == sequential * 3
 
 
-def test_serving_never_imports_tensorflow():
+def test_serving_never_imports_tensorflow(tmp_path):
     code = (
         "import sys, numpy as np\n"
         "from inference import Screener\n"
@@ -74,12 +74,9 @@ def test_serving_never_imports_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'\n"
         "print('ok')\n"
     )
-    sample = ROOT / "tests" / "_probe.jpg"
+    sample = tmp_path / "probe.jpg"
     sample.write_bytes(jpeg_bytes(np.full((300, 300, 3), 150, np.uint8)))
-    try:
-        out = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    finally:
-        sample.unlink()
+    out = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
