@@ -54,6 +54,15 @@ class DecodedImage:
     height: int
 
 
+def _looks_like_image(data: bytes) -> bool:
+    """Magic bytes of the formats we accept: such a file that will not open is damaged."""
+    return (
+        data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or data[4:8] == b"ftyp"
+    )
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode → 8-bit RGB; transparency is flattened onto white (a chat's background)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -96,7 +105,10 @@ def decode(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
     except DecodeError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        code = "unsupported_format" if isinstance(exc, UnidentifiedImageError) else "too_many_pixels"
+        if isinstance(exc, UnidentifiedImageError):
+            code = "corrupt" if _looks_like_image(data) else "unsupported_format"
+        else:
+            code = "too_many_pixels"
         raise DecodeError(code, str(exc)) from None
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, MemoryError, IndexError, KeyError) as exc:
         raise DecodeError("corrupt", f"{type(exc).__name__}: {exc}") from None

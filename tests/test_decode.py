@@ -89,6 +89,13 @@ def test_bad_bytes(data, code):
     assert err.value.code == code
 
 
+@pytest.mark.parametrize("head", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"RIFF\x00\x00\x00\x00WEBPVP8 "])
+def test_image_signature_with_garbage_is_corrupt(head):
+    with pytest.raises(DecodeError) as err:
+        decode(head + b"\x00" * 200)
+    assert err.value.code == "corrupt"
+
+
 def test_truncated_jpeg_is_corrupt():
     data = jpeg_bytes(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8))
     with pytest.raises(DecodeError) as err:
