@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     webhook_secret_token: str = ""
 
     model_path: Path | None = None  # default: the model shipped in inference/model
-    screening_workers: int = 2  # threads running the classifier (one per core)
-    concurrent_updates: int = 64
+    screening_workers: int = 1  # measured best on 2 cores: one screening thread + the event loop (README)
+    concurrent_updates: int = 16
     connection_pool_size: int = 64
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds

@@ -9,6 +9,7 @@ Privacy rules enforced here, not in the handlers:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -148,7 +149,8 @@ class Storage:
             user = await s.get(User, self.pseudonym(telegram_id))
             if user is None or user.consent != CONSENT_YES:
                 return None
-            sha = self.photos.put(jpeg) if jpeg else None
+            # file write + fsync off the event loop; the row is only committed after the file exists
+            sha = await asyncio.to_thread(self.photos.put, jpeg) if jpeg else None
             sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, **fields)
             s.add(sub)
             await s.flush()

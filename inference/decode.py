@@ -121,5 +121,5 @@ def decode(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
 def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     """Re-encode pixels only: no EXIF, GPS or other metadata survives (used for storage)."""
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=quality, optimize=True)
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
     return buf.getvalue()

@@ -77,7 +77,8 @@ def measure_lesion(view: np.ndarray, min_area: float) -> dict[str, float]:
     ring_px = lab[ring]
     ring_px = ring_px[ring_px[:, 0] > 30] if (ring_px[:, 0] > 30).sum() > 50 else ring_px
     skin = np.median(ring_px, axis=0)
-    dist = np.sqrt(((lab - skin) ** 2).sum(axis=2))
+    diff = lab - skin.astype(np.float32)
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))  # per-pixel Lab distance, without temporaries
     d8 = np.clip(dist * 2, 0, 255).astype(np.uint8)
     _, mask = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))

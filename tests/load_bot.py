@@ -2,8 +2,8 @@
 
 (a) paced: 50 users send 4 photos each at 20 photos/s — every photo answered, p95 ≤ 1 s;
 (b) burst: the same 200 photos at once — all answered at ≥ 30 photos/s.
-Prints throughput, p50/p95 time to answer and the peak RSS of the process (the bot plus the
-fake server, which is small).  Real PAD-UFES-20 photos at 1280x960, as Telegram compresses them.
+Prints throughput, p50/p95 time to answer and the peak RSS of the bot process, which runs as
+``python -m bot`` (settings from the environment: SCREENING_WORKERS, CONCURRENT_UPDATES, …).  Real PAD-UFES-20 photos at 1280x960, as Telegram compresses them.
 Not a test: numbers go to the README.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import resource
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import DATA, make_settings
+from tests.conftest import DATA, TOKEN
 from tests.fake_telegram import FakeTelegram
 
 
@@ -37,27 +38,44 @@ def photos(n: int) -> list[bytes]:
     return out
 
 
-async def run(users: int, per_user: int, rate: float) -> None:
-    from bot.app import build_application
-    from bot.migrate import upgrade
+def _peak_rss_mb(pid: int) -> float:
+    """VmHWM: the peak resident set of the bot process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
+
+async def run(users: int, per_user: int, rate: float, consent_share: float = 0.5) -> None:
+    """The bot runs as ``python -m bot`` in its own process, exactly as deployed, against the
+    fake Bot API server in this process; this process plays the 50 users."""
     fake = FakeTelegram()
     await fake.start()
     tmp = Path(tempfile.mkdtemp(prefix="loadbot-"))
-    settings = make_settings(tmp, fake, rate_limit_photos=100)
-    settings.data_dir.mkdir(parents=True)
-    await asyncio.to_thread(upgrade, settings.db_url)
-    app = build_application(settings)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_polling(poll_interval=0.0, timeout=1)
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "TELEGRAM_FILE_BASE_URL": fake.base_file_url,
+        "DATA_DIR": str(tmp / "data"),
+        "PSEUDONYM_SECRET": "load-test",
+        "RATE_LIMIT_PHOTOS": "100",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=env, cwd=tmp)
     try:
+        deadline = time.monotonic() + 120
+        while not any(c[0] == "getUpdates" for c in fake.calls):
+            if bot.returncode is not None or time.monotonic() > deadline:
+                raise SystemExit("the bot did not start")
+            await asyncio.sleep(0.05)
         uids = list(range(1000, 1000 + users))
-        for i, uid in enumerate(uids):  # half consent, so storage is part of the load
+        for i, uid in enumerate(uids):  # a share consents, so storage is part of the load
             fake.send_text(uid, "/start", ("kk", "ru", "en")[i % 3])
         for uid in uids:
             welcome, notice = await fake.replies(uid, 2, timeout=60)
-            fake.press(uid, notice, "consent:yes" if uid % 2 else "consent:no")
+            fake.press(uid, notice, "consent:yes" if (uid - 1000) < consent_share * users else "consent:no")
         for uid in uids:
             await fake.replies(uid, 1, since=2, timeout=60)
         imgs = photos(12)
@@ -87,16 +105,17 @@ async def run(users: int, per_user: int, rate: float) -> None:
         await scenario("paced", 1.0 / rate)
         await asyncio.sleep(1.0)
         await scenario("burst", 0.0)
-        stored = await app.bot_data["storage"].count_submissions()
-        print(f"logged submissions (consenting half): {stored}")
-        print(f"peak RSS (bot + fake server, one process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-        s = settings
-        print(f"settings: screening_workers={s.screening_workers} concurrent_updates={s.concurrent_updates} connection_pool_size={s.connection_pool_size}")
+        stored = len(list((tmp / "data" / "photos").rglob("*.jpg")))
+        print(f"stored photo files ({consent_share:.0%} of users consented): {stored}")
+        print(f"peak RSS of the bot process: {_peak_rss_mb(bot.pid):.0f} MB   (target ≤ 250)")
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.post_shutdown(app)
-        await app.shutdown()
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGINT)  # graceful: in-flight work finishes
+            try:
+                await asyncio.wait_for(bot.wait(), 30)
+            except TimeoutError:
+                bot.kill()
+        print(f"bot exited with code {bot.returncode} after SIGINT")
         await fake.stop()
 
 
@@ -105,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=50)
     p.add_argument("--per-user", type=int, default=4)
     p.add_argument("--rate", type=float, default=20.0, help="photos per second in the paced scenario")
+    p.add_argument("--consent-share", type=float, default=0.5, help="share of users who consent (their photos are stored)")
     args = p.parse_args(argv)
-    asyncio.run(run(args.users, args.per_user, args.rate))
+    asyncio.run(run(args.users, args.per_user, args.rate, args.consent_share))
     return 0
 
 

@@ -41,9 +41,9 @@ def render(card: dict, report: dict, experiments: dict | None = None) -> str:
         "## Risk levels",
         f"- `high` if malignancy ≥ **{t['high']}**; `low` if malignancy < **{t['low']}** and the top class is not mel/bcc/akiec; otherwise `moderate`.",
         f"- Chosen on: {t['chosen_on']}.",
-        f"- Not-skin gate: the skin head must reach **{t['skin']}** (99 % of validation lesion photos do); "
-        f"on validation: lesion photos accepted {card['metrics']['skin_gate_val']['lesion_photos_accepted']}, "
-        f"non-skin photos rejected {card['metrics']['skin_gate_val']['non_skin_rejected']} of {card['metrics']['skin_gate_val']['n_non_skin_val']}.",
+        f"- Not-skin gate: the skin head must reach **{t['skin']}**; rule: {card['metrics']['skin_gate_val']['rule']}. "
+        f"Lesion photos accepted (degraded validation views): {json.dumps(card['metrics']['skin_gate_val']['lesion_photos_accepted'])}; "
+        f"non-skin photos rejected: {card['metrics']['skin_gate_val']['non_skin_rejected']} of {card['metrics']['skin_gate_val']['n_non_skin']}.",
         "",
         "## Test results per source (held-out split, never used for choices)",
         "",
