@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inference.preprocess import model_input
 from inference.screener import Screener
 
 DEFAULT_IMAGE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "pad_ufes20" / "images"
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     data = phone_jpeg(args.image)
 
     # Classifier alone, batch 1, one thread.
-    x = model_input(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    x = screener.classifier.prepare(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
     for _ in range(10):
         screener.classifier.predict_input(x)
     times = []

@@ -25,8 +25,9 @@ class Prediction:
 
 
 class Classifier:
-    def __init__(self, model: bytes | str | Path, threads_per_interpreter: int = 1):
+    def __init__(self, model: bytes | str | Path, threads_per_interpreter: int = 1, colour_constancy: bool = True):
         self._model = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self.colour_constancy = colour_constancy  # must match training: from the model card
         self._threads = threads_per_interpreter
         self._local = threading.local()
         self._check(self._interpreter())  # fail at load time, not on the first user's photo
@@ -50,7 +51,10 @@ class Classifier:
 
     def predict(self, rgb: np.ndarray) -> Prediction:
         """RGB uint8 image of any size → calibrated class probabilities and skin score."""
-        return self.predict_input(model_input(rgb))
+        return self.predict_input(self.prepare(rgb))
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        return model_input(rgb, self.colour_constancy)
 
     def predict_input(self, x: np.ndarray) -> Prediction:
         it = self._interpreter()

@@ -57,12 +57,14 @@ def shades_of_gray(rgb: np.ndarray, power: float = SOG_POWER) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * gain, 0.0, 255.0)
 
 
-def model_input(rgb: np.ndarray) -> np.ndarray:
+def model_input(rgb: np.ndarray, colour_constancy: bool = True) -> np.ndarray:
     """RGB uint8 (H, W, 3) of any size → float32 (INPUT_SIZE, INPUT_SIZE, 3) in [-1, 1].
 
-    Steps: central square crop → resize → Shades of Gray → MobileNetV2 scaling.
+    Steps: central square crop → resize → Shades of Gray (if the model was trained with it;
+    the model card's ``input.colour_constancy`` says so) → MobileNetV2 scaling.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
     square = resize_square(center_square(rgb))
-    return shades_of_gray(square) * np.float32(1 / 127.5) - np.float32(1.0)
+    pixels = shades_of_gray(square) if colour_constancy else square.astype(np.float32)
+    return pixels * np.float32(1 / 127.5) - np.float32(1.0)

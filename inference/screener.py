@@ -48,6 +48,7 @@ class ModelCard:
     version: str
     risk: RiskThresholds
     skin_cut: float
+    colour_constancy: bool
     raw: dict
 
     @classmethod
@@ -56,7 +57,8 @@ class ModelCard:
         if list(card["classes"]) != list(CLASSES):
             raise ValueError(f"model card classes {card['classes']} differ from {list(CLASSES)}")
         t = card["thresholds"]
-        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), card)
+        colour_constancy = bool(card["input"].get("colour_constancy", True))
+        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card)
 
 
 class Screener:
@@ -71,7 +73,8 @@ class Screener:
     def load(cls, model: str | Path | None = None, card: str | Path | None = None) -> Screener:
         model_path = Path(model) if model else Path(str(MODEL_DIR / "model.tflite"))
         card_path = Path(card) if card else model_path.with_name("model_card.json")
-        return cls(Classifier(model_path), ModelCard.read(card_path))
+        model_card = ModelCard.read(card_path)
+        return cls(Classifier(model_path, colour_constancy=model_card.colour_constancy), model_card)
 
     @property
     def version(self) -> str:

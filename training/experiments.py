@@ -6,7 +6,9 @@ the validation split of every source in minutes instead of a full training run:
 
   * Shades of Gray colour constancy on / off (the same ``inference.preprocess`` path);
   * class- and source-balanced sample weights on / off;
-  * trained on dermoscopy only vs on all sources (does phone-photo AUC need phone photos?).
+  * trained on dermoscopy only vs on all sources (does phone-photo AUC need phone photos?);
+  * trained on HAM10000 only, colour constancy on / off: the cross-clinic test that colour
+    constancy is meant to pass (ISIC 2017 is other clinics' dermoscopy).
 
 Prints a table of validation AUCs (malignant group vs rest) and writes it as JSON with ``--out``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 import os
 import sys
 
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     images = {"train": _load_all(train), "val": _load_all(val)}
 
     def feats(split: str, colour_constancy: bool) -> np.ndarray:
-        prep = model_input if colour_constancy else (lambda v: v.astype(np.float32) / 127.5 - 1.0)
+        prep = partial(model_input, colour_constancy=colour_constancy)
         views = (center_view(img) for img in images[split])
         return extractor.extract(views, len(images[split]), f"{split} sog={colour_constancy}", prep=prep)
 
@@ -60,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     y_va = np.array([s.label for s in val])
     src_tr = np.array([s.source for s in train])
     src_va = np.array([s.source for s in val])
-    derm_tr = np.array([s.modality == DERMOSCOPY for s in train])
+    subsets = {
+        "all": np.ones(len(train), bool),
+        "dermoscopy_only": np.array([s.modality == DERMOSCOPY for s in train]),
+        "ham10000_only": np.array([s.source == "ham10000" for s in train]),
+    }
 
     def inv_sqrt(keys):
         _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
@@ -71,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         x_tr, x_va = feats("train", sog), feats("val", sog)
         x_tr, x_va = x_tr.astype(np.float32), x_va.astype(np.float32)
         for balanced in (True, False):
-            for subset in ("all", "dermoscopy_only"):
-                if subset == "dermoscopy_only" and not (sog and balanced):
+            for subset, m in subsets.items():
+                if subset != "all" and not balanced or subset == "dermoscopy_only" and not sog:
                     continue
-                m = np.ones(len(y_tr), bool) if subset == "all" else derm_tr
                 w = inv_sqrt(y_tr[m]) * inv_sqrt(src_tr[m]) if balanced else np.ones(m.sum())
                 clf = LogisticRegression(C=0.5, max_iter=600)
                 clf.fit(x_tr[m], y_tr[m], sample_weight=w / w.mean())

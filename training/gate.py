@@ -25,7 +25,7 @@ KEEP = 0.99
 
 def skin_cut(scores_by_source: dict[str, np.ndarray], keep: float = KEEP) -> float:
     """Highest cut that keeps ``keep`` of each source's (degraded) lesion photos."""
-    return float(min(np.quantile(s, 1 - keep) for s in scores_by_source.values() if len(s)))
+    return float(min(np.quantile(s, 1 - keep, method="lower") for s in scores_by_source.values() if len(s)))
 
 
 def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: np.ndarray) -> dict:
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from training import augment
     from training.data import Sample, load_image, load_negatives
 
-    clf = Classifier(args.run / "model.tflite")
+    card_path = args.run / "model_card.json"
+    card = json.loads(card_path.read_text())
+    clf = Classifier(args.run / "model.tflite", colour_constancy=card["input"].get("colour_constancy", True))
     rng = np.random.default_rng(args.seed)
     by_source: dict[str, list[float]] = {}
     with open(args.run / "splits.csv", newline="") as fh:
@@ -66,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     cut = skin_cut(scores)
     metrics = gate_metrics(cut, scores, np.array(non_skin))
 
-    card_path = args.run / "model_card.json"
-    card = json.loads(card_path.read_text())
     card["thresholds"]["skin"] = round(cut, 4)
     card["metrics"]["skin_gate_val"] = metrics
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -57,6 +58,7 @@ class Config:
     negative_views: int = 40
     install: bool = False
     version: str = ""
+    colour_constancy: bool = True  # Shades of Gray in model_input (recorded in the card)
 
 
 def _tta(views: np.ndarray) -> list[np.ndarray]:
@@ -139,8 +141,9 @@ def train(cfg: Config) -> dict:
     neg_counts = [max(1, round(cfg.negative_views * cfg.views_scale)) if i < len(neg_train) - n_docs else 1 for i in range(len(neg_train))]
 
     log(f"extracting {sum(counts)} lesion views and {sum(neg_counts)} non-skin views")
-    x_les = extractor.extract(views_of(images["train"], counts, augment.augment_lesion, cfg.seed), sum(counts), "train")
-    x_neg = extractor.extract(views_of(neg_train, neg_counts, augment.augment_negative, cfg.seed + 1), sum(neg_counts), "negatives")
+    prep = partial(model_input, colour_constancy=cfg.colour_constancy)
+    x_les = extractor.extract(views_of(images["train"], counts, augment.augment_lesion, cfg.seed), sum(counts), "train", prep)
+    x_neg = extractor.extract(views_of(neg_train, neg_counts, augment.augment_negative, cfg.seed + 1), sum(neg_counts), "negatives", prep)
     y_les = np.repeat([s.label for s in train_s], counts)
     src_les = np.repeat([s.source for s in train_s], counts)
 
@@ -150,12 +153,12 @@ def train(cfg: Config) -> dict:
     evals = {}
     for name in ("val", "test"):
         v = plain(images[name])
-        evals[name] = [extractor.extract(iter(t), len(t), f"{name} tta{i}") for i, t in enumerate(_tta(v))]
-    x_neg_val = extractor.extract(iter(plain(neg_val)), len(neg_val), "non-skin val")
+        evals[name] = [extractor.extract(iter(t), len(t), f"{name} tta{i}", prep) for i, t in enumerate(_tta(v))]
+    x_neg_val = extractor.extract(iter(plain(neg_val)), len(neg_val), "non-skin val", prep)
     # Phone-style copies of the validation photos: the skin cut must hold on unseen cameras.
     degrade_rng = np.random.default_rng(cfg.seed + 2)
     degraded = [augment.camera_degrade(augment.colour_jitter(augment.center_view(i), degrade_rng), degrade_rng) for i in images["val"]]
-    x_val_degraded = extractor.extract(iter(degraded), len(degraded), "val degraded")
+    x_val_degraded = extractor.extract(iter(degraded), len(degraded), "val degraded", prep)
     del images
     log(f"features ready after {time.time() - t0:.0f}s")
 
@@ -258,7 +261,7 @@ def train(cfg: Config) -> dict:
     # 9. Export and check that LiteRT agrees with Keras on validation images.
     tflite = to_tflite(nets.full)
     (out / "model.tflite").write_bytes(tflite)
-    report["tflite_max_abs_diff"] = _parity(nets.full, tflite, splits["val"][:64])
+    report["tflite_max_abs_diff"] = _parity(nets.full, tflite, splits["val"][:64], prep)
     log(f"TFLite vs Keras max |Δ| on validation images: {report['tflite_max_abs_diff']:.2e}")
 
     version = cfg.version or f"{datetime.now(UTC):%Y.%m.%d}-mnv2a{cfg.alpha}"
@@ -277,12 +280,12 @@ def train(cfg: Config) -> dict:
     return report
 
 
-def _parity(full: keras.Model, tflite: bytes, samples: list[Sample]) -> float:
+def _parity(full: keras.Model, tflite: bytes, samples: list[Sample], prep=model_input) -> float:
     from ai_edge_litert.interpreter import Interpreter
 
     if not samples:
         return 0.0
-    batch = np.stack([model_input(augment.center_view(load_image(s))) for s in samples]).astype(np.float32)
+    batch = np.stack([prep(augment.center_view(load_image(s))) for s in samples]).astype(np.float32)
     ref = full.predict(batch, verbose=0)
     it = Interpreter(model_content=tflite, num_threads=1)
     it.allocate_tensors()
@@ -313,7 +316,10 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         "input": {
             "size": INPUT_SIZE,
             "colour": "RGB",
-            "preprocessing": f"inference.preprocess.model_input: centre square crop, resize, Shades of Gray (p={SOG_POWER:g}), x/127.5-1",
+            "colour_constancy": cfg.colour_constancy,
+            "preprocessing": "inference.preprocess.model_input: centre square crop, resize, "
+            + (f"Shades of Gray (p={SOG_POWER:g}), " if cfg.colour_constancy else "no colour constancy, ")
+            + "x/127.5-1",
         },
         "outputs": {"diagnosis": "softmax over classes (temperature-calibrated)", "skin": "sigmoid: is this a close-up skin photo"},
         "temperature": round(temperature, 4),
@@ -326,7 +332,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"seed": cfg.seed, "splits": counts, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale},
+        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale},
         "data": [
             "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
             "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
