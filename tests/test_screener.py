@@ -11,7 +11,7 @@ import pytest
 from inference import CLASSES, Screener
 from training.augment import synthetic_document
 
-from .conftest import DATA, ROOT, jpeg_bytes, load_rgb, needs_shared, real_images
+from .conftest import DATA, ROOT, jpeg_bytes, needs_shared, real_images
 
 
 @needs_shared

@@ -108,7 +108,7 @@ def plots(out: Path, per_source: dict[str, tuple[np.ndarray, np.ndarray, np.ndar
 
     written = []
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (probs, labels, flag) in per_source.items():
+    for name, (probs, _labels, flag) in per_source.items():
         ok = flag >= 0
         if (flag[ok] == 1).any() and (flag[ok] == 0).any():
             fpr, tpr, _ = roc_curve(flag[ok] == 1, malignancy(probs)[ok])
