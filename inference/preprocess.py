@@ -5,10 +5,10 @@ both call :func:`model_input`; nothing else in the project resizes or normalises
 model.  Keeping it in one place is what makes the exported model behave in production the way
 it did on the validation split.
 
-Colour constancy (Shades of Gray, Finlayson & Trezzi 2004) is applied here on purpose: the
-ISIC-challenge winners used it to stop a network from learning one clinic's camera and lighting
-as "the disease", which is exactly what happens when dermoscopy from one hospital and phone
-photos from another are mixed.
+Colour constancy (Shades of Gray, Finlayson & Trezzi 2004) is available because ISIC-challenge
+winners used it against "one clinic's camera = the disease".  Whether a model uses it is recorded
+in its card (``input.colour_constancy``) and serving follows the card.  Measured here, it did not
+help (README, "Colour constancy was measured"), so the shipped model is trained without it.
 """
 
 from __future__ import annotations

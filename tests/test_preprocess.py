@@ -34,3 +34,9 @@ def test_model_input_is_square_scaled_and_centred():
 def test_model_input_rejects_non_rgb():
     with pytest.raises(ValueError):
         model_input(np.zeros((10, 10), np.uint8))
+
+
+def test_colour_constancy_is_optional_and_off_means_plain_scaling():
+    img = np.random.default_rng(2).integers(0, 256, (224, 224, 3)).astype(np.uint8)
+    assert np.allclose(model_input(img, colour_constancy=False), img / 127.5 - 1, atol=1e-6)
+    assert not np.allclose(model_input(img, colour_constancy=True), model_input(img, colour_constancy=False))

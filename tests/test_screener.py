@@ -95,3 +95,8 @@ def test_a_card_for_other_classes_is_refused(tmp_path):
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError):
         Screener.load(ROOT / "inference" / "model" / "model.tflite", tmp_path / "model_card.json")
+
+
+def test_serving_follows_the_cards_colour_constancy(screener):
+    assert screener.classifier.colour_constancy is screener.card.colour_constancy
+    assert screener.card.colour_constancy == screener.card.raw["input"]["colour_constancy"]

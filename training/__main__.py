@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--limit-per-source", type=int, default=None, help="only a few images per source (smoke runs)")
     t.add_argument("--version", default="", help="model version string for the card")
     t.add_argument("--install", action="store_true", help="copy the model and card into inference/model")
-    t.add_argument("--no-colour-constancy", action="store_true", help="skip Shades of Gray (an ablation; recorded in the card)")
+    t.add_argument("--colour-constancy", action="store_true", help="apply Shades of Gray (measured worse here; recorded in the card)")
     args = parser.parse_args(argv)
 
     if args.weights and not os.path.exists(args.weights):
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_per_source=args.limit_per_source,
         install=args.install,
         version=args.version,
-        colour_constancy=not args.no_colour_constancy,
+        colour_constancy=args.colour_constancy,
     )
     report = train(cfg)
     for src, m in report["test"].items():

@@ -58,7 +58,7 @@ class Config:
     negative_views: int = 40
     install: bool = False
     version: str = ""
-    colour_constancy: bool = True  # Shades of Gray in model_input (recorded in the card)
+    colour_constancy: bool = False  # Shades of Gray in model_input (recorded in the card); off: measured better
 
 
 def _tta(views: np.ndarray) -> list[np.ndarray]:
