@@ -62,3 +62,14 @@ def test_env_example_copied_as_is_loads(tmp_path):
     env.write_text((ROOT / ".env.example").read_text().replace("TELEGRAM_BOT_TOKEN=\n", f"TELEGRAM_BOT_TOKEN={TOKEN}\n"))
     s = Settings(_env_file=env)
     assert s.token_problem() is None and s.model_path is None and s.admin_user_ids == [] and s.database_url == ""
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    test_cmd = next(b for b in blocks if b.endswith("&& pytest"))
+    run_cmd = next(b for b in blocks if b.endswith("python -m bot"))
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith(test_cmd)
+    assert "pip install -e ." in run_cmd and "[test]" not in run_cmd  # serving needs no test extras
