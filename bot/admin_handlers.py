@@ -6,6 +6,7 @@ so a non-admin's ``/review`` falls through to the ordinary "I only understand ph
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 
@@ -59,9 +60,9 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, c
     markup = verdict_keyboard(lang, case.submission.id)
     sha = case.submission.photo_sha256
     path = context.bot_data["storage"].photos.path(sha) if sha else None
-    if path is not None and path.exists() and len(caption) <= 1024:
-        with open(path, "rb") as fh:
-            await context.bot.send_photo(chat_id, fh, caption=caption, reply_markup=markup)
+    photo = await asyncio.to_thread(path.read_bytes) if path is not None and path.exists() else None
+    if photo is not None and len(caption) <= 1024:
+        await context.bot.send_photo(chat_id, photo, caption=caption, reply_markup=markup)
     else:
         await context.bot.send_message(chat_id, caption, reply_markup=markup)
 

@@ -6,6 +6,7 @@ Shared by the Telegram admin commands (``bot.admin_handlers``) and the command l
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
@@ -136,7 +137,7 @@ class Review:
                 await s.execute(delete(Verdict).where(Verdict.submission_id.in_(ids)))
                 await s.execute(delete(Submission).where(Submission.id.in_(ids)))
             kept = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
-        files = sum(self.storage.photos.remove(sha) for sha in shas - kept)
+        files = await asyncio.to_thread(self.storage.photos.remove_all, shas - kept)
         return len(ids), files
 
     async def export(self, out: Path, since: datetime | None = None, reviewed_only: bool = False) -> dict[str, int]:

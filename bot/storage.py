@@ -99,6 +99,10 @@ class PhotoStore:
             raise
         return sha
 
+    def remove_all(self, shas: set[str]) -> int:
+        """Unlink several files (called through a thread: unlinks are blocking I/O)."""
+        return sum(self.remove(sha) for sha in shas)
+
     def remove(self, sha: str) -> bool:
         try:
             self.path(sha).unlink()
@@ -184,7 +188,7 @@ class Storage:
             await s.execute(delete(Submission).where(Submission.user_pseudonym == pseudo))
             await s.execute(delete(User).where(User.pseudonym == pseudo))
             still_used = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
-        removed = sum(self.photos.remove(sha) for sha in shas - still_used)
+        removed = await asyncio.to_thread(self.photos.remove_all, shas - still_used)
         return Deleted(submissions=n, photos=removed)
 
     async def count_submissions(self) -> int:
