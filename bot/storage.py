@@ -81,11 +81,12 @@ class PhotoStore:
     def path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.jpg"
 
-    def put(self, jpeg: bytes) -> str:
+    def put(self, jpeg: bytes) -> tuple[str, bool]:
+        """Store the bytes; returns (sha, created) — created is False when the file existed."""
         sha = hashlib.sha256(jpeg).hexdigest()
         dest = self.path(sha)
         if dest.exists():
-            return sha
+            return sha, False
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         try:
@@ -97,7 +98,7 @@ class PhotoStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return sha
+        return sha, True
 
     def remove_all(self, shas: set[str]) -> int:
         """Unlink several files (called through a thread: unlinks are blocking I/O)."""
@@ -149,16 +150,22 @@ class Storage:
 
     async def add_submission(self, telegram_id: int, jpeg: bytes | None, **fields: object) -> int | None:
         """Log a screening, only for a consenting user; returns the submission id or None."""
-        async with self.sessions.begin() as s:
-            user = await s.get(User, self.pseudonym(telegram_id))
-            if user is None or user.consent != CONSENT_YES:
-                return None
-            # file write + fsync off the event loop; the row is only committed after the file exists
-            sha = await asyncio.to_thread(self.photos.put, jpeg) if jpeg else None
-            sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, **fields)
-            s.add(sub)
-            await s.flush()
-            return sub.id
+        created = None
+        try:
+            async with self.sessions.begin() as s:
+                user = await s.get(User, self.pseudonym(telegram_id))
+                if user is None or user.consent != CONSENT_YES:
+                    return None
+                # file write + fsync off the event loop; the row is only committed after the file exists
+                sha, created = await asyncio.to_thread(self.photos.put, jpeg) if jpeg else (None, False)
+                sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, **fields)
+                s.add(sub)
+                await s.flush()
+                return sub.id
+        except BaseException:
+            if created:  # a photo no row refers to could never be found by /delete
+                await asyncio.to_thread(self.photos.remove, sha)
+            raise
 
     async def set_followup(self, telegram_id: int, submission_id: int, answers: dict[str, bool]) -> bool:
         async with self.sessions.begin() as s:
@@ -184,8 +191,7 @@ class Storage:
         async with self.sessions.begin() as s:
             shas = set(await s.scalars(select(Submission.photo_sha256).where(Submission.user_pseudonym == pseudo)))
             shas.discard(None)
-            n = len(list(await s.scalars(select(Submission.id).where(Submission.user_pseudonym == pseudo))))
-            await s.execute(delete(Submission).where(Submission.user_pseudonym == pseudo))
+            n = (await s.execute(delete(Submission).where(Submission.user_pseudonym == pseudo))).rowcount
             await s.execute(delete(User).where(User.pseudonym == pseudo))
             still_used = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
         removed = await asyncio.to_thread(self.photos.remove_all, shas - still_used)

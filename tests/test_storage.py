@@ -104,6 +104,15 @@ def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
     from bot.storage import PhotoStore
 
     store = PhotoStore(tmp_path)
-    sha = store.put(b"abc")
-    assert store.path(sha).read_bytes() == b"abc" and store.put(b"abc") == sha
+    sha, created = store.put(b"abc")
+    assert created and store.path(sha).read_bytes() == b"abc" and store.put(b"abc") == (sha, False)
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+async def test_a_failed_database_write_leaves_no_orphan_photo(storage):
+    await storage.upsert_user(7, language="en", consent=CONSENT_YES)
+    jpeg = encode_jpeg(skin_with_spot(size=(240, 320), seed=3))
+    with pytest.raises(Exception):
+        await storage.add_submission(7, jpeg, **result_fields(model_version=None))  # NOT NULL violated
+    assert not list(storage.photos.root.rglob("*.jpg"))
+    assert await storage.count_submissions() == 0
