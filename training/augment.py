@@ -80,6 +80,12 @@ def augment_negative(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return camera_degrade(colour_jitter(img, rng), rng)
 
 
+def phone_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The centre view as an unseen phone might deliver it (colour cast, blur, JPEG): the skin
+    gate's cut is chosen on these (``training.gate``)."""
+    return camera_degrade(colour_jitter(center_view(img), rng), rng)
+
+
 def center_view(img: np.ndarray) -> np.ndarray:
     """The un-augmented view used for validation and test (what serving sees)."""
     return resize_square(center_square(img))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,24 @@ def load_image(sample: Sample, short_side: int = LOAD_SHORT_SIDE) -> np.ndarray:
     if scale < 1:
         bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_all(samples: list[Sample]) -> list[np.ndarray]:
+    """Decode many samples; cv2 releases the GIL, so two threads use both cores."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(load_image, samples))
+
+
+def balanced_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Per-sample weights ∝ 1/sqrt(class count) × 1/sqrt(source count), mean 1: rare classes
+    and small (phone/clinical) sources weigh in without drowning the large ones."""
+
+    def inv_sqrt(keys: np.ndarray) -> np.ndarray:
+        _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        return 1.0 / np.sqrt(cnt[inv])
+
+    w = inv_sqrt(labels) * inv_sqrt(sources)
+    return w / w.mean()
 
 
 def load_negatives(folders: list[str | Path], short_side: int = 512, limit: int | None = None) -> list[np.ndarray]:

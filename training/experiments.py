@@ -39,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference.preprocess import model_input
     from training.augment import center_view
-    from training.data import DERMOSCOPY, read_source, split_source
+    from training.data import DERMOSCOPY, balanced_weights, load_all, read_source, split_source
     from training.evaluate import MAL_IDX, auc
     from training.features import FeatureExtractor
-    from training.train import _load_all
 
     train, val = [], []
     for folder in args.data:
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=args.alpha, include_top=False, weights=args.weights, pooling="avg")
     extractor = FeatureExtractor(base)
 
-    images = {"train": _load_all(train), "val": _load_all(val)}
+    images = {"train": load_all(train), "val": load_all(val)}
 
     def feats(split: str, colour_constancy: bool) -> np.ndarray:
         prep = partial(model_input, colour_constancy=colour_constancy)
@@ -69,10 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         "ham10000_only": np.array([s.source == "ham10000" for s in train]),
     }
 
-    def inv_sqrt(keys):
-        _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-        return 1 / np.sqrt(cnt[inv])
-
     results = {}
     for sog in (True, False):
         x_tr, x_va = feats("train", sog), feats("val", sog)
@@ -81,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             for subset, m in subsets.items():
                 if subset != "all" and not balanced or subset == "dermoscopy_only" and not sog:
                     continue
-                w = inv_sqrt(y_tr[m]) * inv_sqrt(src_tr[m]) if balanced else np.ones(m.sum())
+                w = balanced_weights(y_tr[m], src_tr[m]) if balanced else np.ones(m.sum())
                 clf = LogisticRegression(C=0.5, max_iter=600)
-                clf.fit(x_tr[m], y_tr[m], sample_weight=w / w.mean())
+                clf.fit(x_tr[m], y_tr[m], sample_weight=w)
                 probs = np.zeros((len(y_va), 7))
                 probs[:, clf.classes_] = clf.predict_proba(x_va)
                 score = probs[:, MAL_IDX].sum(axis=1)

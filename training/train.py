@@ -16,7 +16,6 @@ import json
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,7 +27,7 @@ import numpy as np
 from inference.labels import CLASSES, MALIGNANT
 from inference.preprocess import INPUT_SIZE, SOG_POWER, model_input
 from training import augment, evaluate, gate
-from training.data import Sample, load_image, load_negatives, read_source, split_source
+from training.data import Sample, balanced_weights, load_all, load_image, load_negatives, read_source, split_source
 from training.features import FeatureExtractor, to_tflite, views_of
 from training.model import CUT_LAYER, build
 
@@ -64,11 +63,6 @@ class Config:
 def _tta(views: np.ndarray) -> list[np.ndarray]:
     """Flips used for test-time augmentation (the centre view first)."""
     return [views, views[:, :, ::-1], views[:, ::-1], views[:, ::-1, ::-1]]
-
-
-def _load_all(samples: list[Sample]) -> list[np.ndarray]:
-    with ThreadPoolExecutor(max_workers=2) as pool:  # cv2 releases the GIL while decoding
-        return list(pool.map(load_image, samples))
 
 
 class BestByValidation(keras.callbacks.Callback):
@@ -120,7 +114,7 @@ def train(cfg: Config) -> dict:
                 w.writerow([s.path, s.source, name, CLASSES[s.label], s.group, "" if s.malignant is None else s.malignant])
 
     # 2. Pixels in memory (≈ 2 GB for the full data) and the networks.
-    images = {name: _load_all(items) for name, items in splits.items()}
+    images = {name: load_all(items) for name, items in splits.items()}
     log("images loaded: " + ", ".join(f"{k} {len(v)}" for k, v in images.items()))
     nets = build(cfg.weights, alpha=cfg.alpha)
     extractor = FeatureExtractor(nets.lower)
@@ -157,18 +151,13 @@ def train(cfg: Config) -> dict:
     x_neg_val = extractor.extract(iter(plain(neg_val)), len(neg_val), "non-skin val", prep)
     # Phone-style copies of the validation photos: the skin cut must hold on unseen cameras.
     degrade_rng = np.random.default_rng(cfg.seed + 2)
-    degraded = [augment.camera_degrade(augment.colour_jitter(augment.center_view(i), degrade_rng), degrade_rng) for i in images["val"]]
+    degraded = [augment.phone_view(i, degrade_rng) for i in images["val"]]
     x_val_degraded = extractor.extract(iter(degraded), len(degraded), "val degraded", prep)
     del images
     log(f"features ready after {time.time() - t0:.0f}s")
 
     # 4. Weights: balance classes and sources (square-root dampened), and skin vs non-skin.
-    def inv_sqrt(keys: np.ndarray) -> np.ndarray:
-        uniq, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-        return 1.0 / np.sqrt(cnt[inv])
-
-    w_diag = inv_sqrt(y_les) * inv_sqrt(src_les)
-    w_diag /= w_diag.mean()
+    w_diag = balanced_weights(y_les, src_les)
     x = np.concatenate([x_les, x_neg])
     del x_les
     n_les, n_neg = len(y_les), len(x_neg)
