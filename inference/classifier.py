@@ -30,7 +30,9 @@ class Classifier:
         self.colour_constancy = colour_constancy  # must match training: from the model card
         self._threads = threads_per_interpreter
         self._local = threading.local()
-        self._check(self._interpreter())  # fail at load time, not on the first user's photo
+        # Fail at load time, not on the first user's photo; tensor indices are the same for every
+        # interpreter built from these bytes, so they are resolved once here, not per photo.
+        self._input_index, self._probs_index, self._skin_index = self._resolve(self._interpreter())
 
     def _interpreter(self) -> Interpreter:
         it = getattr(self._local, "interpreter", None)
@@ -41,13 +43,16 @@ class Classifier:
         return it
 
     @staticmethod
-    def _check(it: Interpreter) -> None:
-        shape = tuple(it.get_input_details()[0]["shape"])
+    def _resolve(it: Interpreter) -> tuple[int, int, int]:
+        """Check the model's tensors against preprocessing and classes; return their indices."""
+        inp = it.get_input_details()[0]
+        shape = tuple(inp["shape"])
         if shape != (1, INPUT_SIZE, INPUT_SIZE, 3):
             raise ValueError(f"model input {shape} does not match preprocessing ({INPUT_SIZE}x{INPUT_SIZE} RGB)")
-        widths = sorted(int(d["shape"][-1]) for d in it.get_output_details())
-        if widths != sorted([1, len(CLASSES)]):
-            raise ValueError(f"model outputs {widths} do not match {len(CLASSES)} classes + skin")
+        outputs = {int(d["shape"][-1]): d["index"] for d in it.get_output_details()}
+        if sorted(outputs) != sorted([1, len(CLASSES)]):
+            raise ValueError(f"model outputs {sorted(outputs)} do not match {len(CLASSES)} classes + skin")
+        return inp["index"], outputs[len(CLASSES)], outputs[1]
 
     def predict(self, rgb: np.ndarray) -> Prediction:
         """RGB uint8 image of any size → calibrated class probabilities and skin score."""
@@ -58,14 +63,8 @@ class Classifier:
 
     def predict_input(self, x: np.ndarray) -> Prediction:
         it = self._interpreter()
-        it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32, copy=False))
+        it.set_tensor(self._input_index, x[None].astype(np.float32, copy=False))
         it.invoke()
-        probs, skin = None, None
-        for det in it.get_output_details():
-            out = it.get_tensor(det["index"])[0]
-            if out.shape[-1] == len(CLASSES):
-                probs = out.astype(np.float64)
-            else:
-                skin = float(out[0])
-        assert probs is not None and skin is not None
+        probs = it.get_tensor(self._probs_index)[0].astype(np.float64)
+        skin = float(it.get_tensor(self._skin_index)[0][0])
         return Prediction(probs / probs.sum(), skin)
