@@ -44,7 +44,7 @@ def case_text(lang: str, case: Case) -> str:
         top=_fmt(dict(top)),
         reasons=", ".join(s.reasons) or "—",
         quality=_fmt(s.quality),
-        followup=", ".join(k for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "no"),
+        followup=", ".join(k for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "✗"),
         verdicts=verdicts or "—",
     )
 
@@ -94,7 +94,7 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 def stats_text(lang: str, st: dict) -> str:
-    agreement = ", ".join(f"{m}: {a['agree']:.0%} of {a['n']}" for m, a in st["agreement_by_model"].items()) or "—"
+    agreement = ", ".join(f"{m}: {a['agree']:.0%} (n={a['n']})" for m, a in st["agreement_by_model"].items()) or "—"
     return t(
         lang,
         "admin.stats",

@@ -49,6 +49,10 @@ class RateLimiter:
     def check(self, user_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)."""
         now = time.monotonic()
+        if len(self.hits) > 10_000:  # forget users idle for a whole window: memory stays bounded
+            for uid in [u for u, q in self.hits.items() if not q or now - q[-1] > self.window]:
+                del self.hits[uid]
+                self.warned.pop(uid, None)
         q = self.hits[user_id]
         while q and now - q[0] > self.window:
             q.popleft()
