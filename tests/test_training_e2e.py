@@ -44,6 +44,7 @@ def test_train_export_and_serve(tmp_path):
     assert all(len(s) == 1 for s in groups.values()), "a lesion/patient crossed splits"
     card = json.loads((out / "model_card.json").read_text())
     assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
+    assert card["training"]["cut"] == cfg.cut and cfg.cut in card["architecture"]
     assert set(report["test"]) == {"ham10000", "pad_ufes20"}
 
     screener = Screener.load(out / "model.tflite")

@@ -17,9 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--alpha", type=float, default=0.5, help="MobileNetV2 width (must match --weights)")
     t.add_argument("--seed", type=int, default=1234)
-    t.add_argument("--epochs-head", type=int, default=2)
-    t.add_argument("--epochs-finetune", type=int, default=6)
+    t.add_argument("--epochs-head", type=int, default=1)
+    t.add_argument("--epochs-finetune", type=int, default=7)
+    t.add_argument("--cut", default=None, help="last frozen layer; its output is cached and everything after it is fine-tuned (default: training.model.CUT_LAYER)")
     t.add_argument("--views-scale", type=float, default=1.0, help="multiply augmented views per image (smaller = faster)")
+    t.add_argument("--views", nargs="*", default=[], metavar="SOURCE=N", help="augmented views per image for a source, e.g. isic2017=10 (defaults: training.train.DEFAULT_VIEWS)")
     t.add_argument("--synthetic-documents", type=int, default=1500)
     t.add_argument("--limit-per-source", type=int, default=None, help="only a few images per source (smoke runs)")
     t.add_argument("--version", default="", help="model version string for the card")
@@ -27,12 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--colour-constancy", action="store_true", help="apply Shades of Gray (measured worse here; recorded in the card)")
     args = parser.parse_args(argv)
 
+    views = {}
+    for item in args.views:
+        name, _, n = item.partition("=")
+        if not name or not n.isdigit() or int(n) < 1:
+            parser.error(f"--views expects SOURCE=N with N ≥ 1, got {item!r}")
+        views[name] = int(n)
     if args.weights and not os.path.exists(args.weights):
         parser.error(f"--weights {args.weights} does not exist")
     for d in args.data:
         if not os.path.exists(os.path.join(d, "labels.csv")):
             parser.error(f"{d} has no labels.csv")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.model import CUT_LAYER
     from training.train import Config, train
 
     cfg = Config(
@@ -44,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         alpha=args.alpha,
         epochs_head=args.epochs_head,
         epochs_finetune=args.epochs_finetune,
+        cut=args.cut or CUT_LAYER,
         views_scale=args.views_scale,
+        views=views,
         synthetic_documents=args.synthetic_documents,
         limit_per_source=args.limit_per_source,
         install=args.install,

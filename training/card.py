@@ -23,7 +23,7 @@ def _f(v) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
-def render(card: dict, report: dict, experiments: dict | None = None) -> str:
+def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None) -> str:
     t = card["thresholds"]
     out = [
         f"# Model card — {card['name']} {card['version']}",
@@ -76,6 +76,21 @@ def render(card: dict, report: dict, experiments: dict | None = None) -> str:
         out.append("|---|" + "---|" * len(srcs))
         for name, row in experiments.items():
             out.append(f"| {name} | " + " | ".join(_f(row.get(s)) for s in srcs) + " |")
+    if runs:
+        srcs = list(SOURCES)
+        out += ["", "## Full trainings compared (same seed and splits; chosen on validation mean AUC, test only confirms)", ""]
+        out.append("| model | what changed | val mean | " + " | ".join(f"val {s}" for s in srcs) + " | " + " | ".join(f"test {s}" for s in srcs) + " | minutes |")
+        out.append("|---|---|---|" + "---|" * (2 * len(srcs) + 1))
+        for r in runs:
+            mark = " (shipped)" if r["version"] == card["version"] else ""
+            out.append(
+                f"| {r['version']}{mark} | {r['change']} | {_f(r.get('val_mean'))} | "
+                + " | ".join(_f(r.get("val", {}).get(s)) for s in srcs)
+                + " | "
+                + " | ".join(_f(r.get("test", {}).get(s)) for s in srcs)
+                + f" | {r.get('minutes', '—')} |"
+            )
+        out += ["", "Validation AUC counts the malignant group (mel + bcc + akiec); test AUC uses each source's own malignant flag."]
     out += ["", "![ROC](roc.png) ![Confusion](confusion.png) ![Calibration](calibration.png)", ""]
     out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
@@ -85,12 +100,14 @@ def render(card: dict, report: dict, experiments: dict | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.card", description=__doc__)
     p.add_argument("run", type=Path)
-    p.add_argument("--experiments", type=Path)
+    p.add_argument("--experiments", type=Path, help="linear-probe ablations (training.experiments --out)")
+    p.add_argument("--runs", type=Path, help="JSON list of full trainings to compare (docs/model/runs.json)")
     args = p.parse_args(argv)
     card = json.loads((args.run / "model_card.json").read_text())
     report = json.loads((args.run / "report.json").read_text())
     exp = json.loads(args.experiments.read_text()) if args.experiments else None
-    print(render(card, report, exp))
+    runs = json.loads(args.runs.read_text()) if args.runs else None
+    print(render(card, report, exp, runs))
     return 0
 
 

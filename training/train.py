@@ -33,7 +33,7 @@ from training.model import CUT_LAYER, build
 
 #: Augmented training views per image, per source: small phone/clinical sources get more, so
 #: each modality weighs in and the model cannot treat "dermoscope" as a feature of the disease.
-DEFAULT_VIEWS = {"ham10000": 4, "isic2017": 6, "pad_ufes20": 24, "sd198": 12, "default": 8}
+DEFAULT_VIEWS = {"ham10000": 3, "isic2017": 6, "pad_ufes20": 24, "sd198": 12, "default": 8}
 
 
 def log(msg: str) -> None:
@@ -48,10 +48,12 @@ class Config:
     negatives: list[str] = field(default_factory=list)
     seed: int = 1234
     alpha: float = 0.5
-    epochs_head: int = 2
-    epochs_finetune: int = 6
+    epochs_head: int = 1
+    epochs_finetune: int = 7
+    cut: str = CUT_LAYER  # cached feature maps end here; every layer after it is fine-tuned
     batch: int = 64
     views_scale: float = 1.0
+    views: dict[str, int] = field(default_factory=dict)  # per-source overrides of DEFAULT_VIEWS
     limit_per_source: int | None = None
     synthetic_documents: int = 1500
     negative_views: int = 40
@@ -116,12 +118,13 @@ def train(cfg: Config) -> dict:
     # 2. Pixels in memory (≈ 2 GB for the full data) and the networks.
     images = {name: load_all(items) for name, items in splits.items()}
     log("images loaded: " + ", ".join(f"{k} {len(v)}" for k, v in images.items()))
-    nets = build(cfg.weights, alpha=cfg.alpha)
+    nets = build(cfg.weights, alpha=cfg.alpha, cut=cfg.cut)
     extractor = FeatureExtractor(nets.lower)
 
     # 3. Cached feature maps: augmented views for training, plain + flipped views for val/test.
     train_s = splits["train"]
-    counts = [max(1, round(DEFAULT_VIEWS.get(s.source, DEFAULT_VIEWS["default"]) * cfg.views_scale)) for s in train_s]
+    per_source = {**DEFAULT_VIEWS, **cfg.views}
+    counts = [max(1, round(per_source.get(s.source, per_source["default"]) * cfg.views_scale)) for s in train_s]
     negatives = load_negatives(cfg.negatives) if cfg.negatives else []
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(negatives))
@@ -299,7 +302,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         "name": "kz-skin-screening",
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "architecture": f"MobileNetV2 alpha={cfg.alpha}, ImageNet init, top fine-tuned after {CUT_LAYER}",
+        "architecture": f"MobileNetV2 alpha={cfg.alpha}, ImageNet init, top fine-tuned after {cfg.cut}",
         "classes": list(CLASSES),
         "malignant_classes": list(MALIGNANT),
         "input": {
@@ -321,7 +324,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale},
+        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": {**DEFAULT_VIEWS, **cfg.views}},
         "data": [
             "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
             "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
