@@ -72,6 +72,8 @@ def non_skin_photos() -> dict[str, np.ndarray]:
         "astronaut": data.astronaut(),
         "motorcycle": np.asarray(Image.open(Path(data.__file__).parent / "motorcycle_left.png").convert("RGB")),
         "document": cv2.cvtColor(data.page(), cv2.COLOR_GRAY2RGB),
+        "microscopy slide": data.immunohistochemistry(),  # pinkish tissue: the old model took it for skin
+        "retina": data.retina(),
     }
 
 
