@@ -53,3 +53,15 @@ def test_train_export_and_serve(tmp_path):
 
     r = screener.screen(jpeg_bytes(img), force=True)
     assert r.model == "test-run" and abs(sum(r.probabilities.values()) - 1) < 1e-3
+
+
+@needs_shared
+def test_views_for_an_unknown_source_are_refused(tmp_path):
+    """A typo in ``--views`` must not silently train with the default number of views."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    from training.train import Config, train
+
+    cfg = Config(data=[str(DATA / "pad_ufes20")], weights=None, out=str(tmp_path), views={"isic": 10})
+    with pytest.raises(ValueError, match="isic"):
+        train(cfg)
+    assert not (tmp_path / "splits.csv").exists()

@@ -108,6 +108,9 @@ def train(cfg: Config) -> dict:
                 items = [items[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(items))[:keep])]
             splits[name].extend(items)
         log(f"{src.name}: {len(src.samples)} images → " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    unknown = set(cfg.views) - {s.source for s in splits["train"]}
+    if unknown:  # a typo would silently train with the default views
+        raise ValueError(f"views given for sources not in --data: {sorted(unknown)}")
     with open(out / "splits.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "source", "split", "label", "group", "malignant"])
