@@ -25,9 +25,11 @@ class Prediction:
 
 
 class Classifier:
-    def __init__(self, model: bytes | str | Path, threads_per_interpreter: int = 1, colour_constancy: bool = True):
+    def __init__(self, model: bytes | str | Path, *, colour_constancy: bool, threads_per_interpreter: int = 1):
         self._model = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self.colour_constancy = colour_constancy  # must match training: from the model card
+        # No default: it must match training, so it comes from the model card.  A default of "on"
+        # once gave wrong probabilities when a script forgot it for a model trained without it.
+        self.colour_constancy = colour_constancy
         self._threads = threads_per_interpreter
         self._local = threading.local()
         # Fail at load time, not on the first user's photo; tensor indices are the same for every
