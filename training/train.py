@@ -61,6 +61,11 @@ class Config:
     version: str = ""
     colour_constancy: bool = False  # Shades of Gray in model_input (recorded in the card); off: measured better
 
+    @property
+    def views_per_source(self) -> dict[str, int]:
+        """DEFAULT_VIEWS with this run's overrides: what training uses and the card records."""
+        return {**DEFAULT_VIEWS, **self.views}
+
 
 def _tta(views: np.ndarray) -> list[np.ndarray]:
     """Flips used for test-time augmentation (the centre view first)."""
@@ -126,7 +131,7 @@ def train(cfg: Config) -> dict:
 
     # 3. Cached feature maps: augmented views for training, plain + flipped views for val/test.
     train_s = splits["train"]
-    per_source = {**DEFAULT_VIEWS, **cfg.views}
+    per_source = cfg.views_per_source
     counts = [max(1, round(per_source.get(s.source, per_source["default"]) * cfg.views_scale)) for s in train_s]
     negatives = load_negatives(cfg.negatives) if cfg.negatives else []
     rng = np.random.default_rng(cfg.seed)
@@ -327,7 +332,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": {**DEFAULT_VIEWS, **cfg.views}},
+        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
         "data": [
             "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
             "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
