@@ -65,3 +65,16 @@ def test_views_for_an_unknown_source_are_refused(tmp_path):
     with pytest.raises(ValueError, match="isic"):
         train(cfg)
     assert not (tmp_path / "splits.csv").exists()
+
+
+@needs_shared
+def test_cli_reports_an_unknown_views_source_as_a_usage_error(tmp_path, capsys):
+    """The command line answers a ``--views`` typo with usage text and exit code 2, not a traceback."""
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(DATA / "pad_ufes20"), "--views", "isic=10", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "['isic']" in err and "pad_ufes20" in err and "Traceback" not in err
+    assert not (tmp_path / "splits.csv").exists()

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     for d in args.data:
         if not os.path.exists(os.path.join(d, "labels.csv")):
             parser.error(f"{d} has no labels.csv")
+    if views:  # a typo would silently train with the default views; say so before TensorFlow loads
+        from training.data import read_source
+
+        names = {read_source(d).name for d in args.data}
+        if set(views) - names:
+            parser.error(f"--views names {sorted(set(views) - names)}, but the sources in --data are {sorted(names)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.model import CUT_LAYER
     from training.train import Config, train
