@@ -13,7 +13,7 @@ WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_
 
 @needs_shared
 @pytest.mark.skipif(not WEIGHTS.exists(), reason=f"backbone weights not found at {WEIGHTS}")
-def test_train_export_and_serve(tmp_path):
+def test_train_export_and_serve(tmp_path, capsys):
     pytest.importorskip("tensorflow", reason="training needs the [train] extra")
     from inference import Screener
     from training.train import Config, train
@@ -45,6 +45,18 @@ def test_train_export_and_serve(tmp_path):
     card = json.loads((out / "model_card.json").read_text())
     assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
     assert card["training"]["cut"] == cfg.cut and cfg.cut in card["architecture"]
+
+    # The run can be recorded in the comparison table and rendered into MODEL_CARD.md.
+    from training.card import main as card_main
+
+    runs = tmp_path / "runs.json"
+    runs.write_text('[{"version": "test-run", "change": "stale row", "seed": 1}]')
+    assert card_main([str(out), "--runs", str(runs), "--record", "smoke run"]) == 0
+    [row] = json.loads(runs.read_text())
+    assert row["change"] == "smoke run" and row["seed"] == cfg.seed and set(row["test"]) == {"ham10000", "pad_ufes20"}
+    capsys.readouterr()
+    assert card_main([str(out), "--runs", str(runs)]) == 0
+    assert f"| test-run (shipped) | smoke run | {cfg.seed} |" in capsys.readouterr().out
     assert set(report["test"]) == {"ham10000", "pad_ufes20"}
 
     screener = Screener.load(out / "model.tflite")

@@ -78,13 +78,13 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
             out.append(f"| {name} | " + " | ".join(_f(row.get(s)) for s in srcs) + " |")
     if runs:
         srcs = list(SOURCES)
-        out += ["", "## Full trainings compared (same seed and splits; chosen on validation mean AUC, test only confirms)", ""]
-        out.append("| model | what changed | val mean | " + " | ".join(f"val {s}" for s in srcs) + " | " + " | ".join(f"test {s}" for s in srcs) + " | minutes |")
-        out.append("|---|---|---|" + "---|" * (2 * len(srcs) + 1))
+        out += ["", "## Full trainings compared (chosen on validation mean AUC, test only confirms; rows with the same seed share splits)", ""]
+        out.append("| model | what changed | seed | val mean | " + " | ".join(f"val {s}" for s in srcs) + " | " + " | ".join(f"test {s}" for s in srcs) + " | minutes |")
+        out.append("|---|---|---|---|" + "---|" * (2 * len(srcs) + 1))
         for r in runs:
             mark = " (shipped)" if r["version"] == card["version"] else ""
             out.append(
-                f"| {r['version']}{mark} | {r['change']} | {_f(r.get('val_mean'))} | "
+                f"| {r['version']}{mark} | {r['change']} | {r.get('seed', '—')} | {_f(r.get('val_mean'))} | "
                 + " | ".join(_f(r.get("val", {}).get(s)) for s in srcs)
                 + " | "
                 + " | ".join(_f(r.get("test", {}).get(s)) for s in srcs)
@@ -97,16 +97,37 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
     return "\n".join(out)
 
 
+def run_row(card: dict, report: dict, change: str) -> dict:
+    """One row of ``docs/model/runs.json``: what changed, validation and test AUC, minutes."""
+    val = {k: v for k, v in report.get("val_auc_needs_doctor", {}).items() if v is not None}
+    return {
+        "version": card["version"],
+        "change": change,
+        "seed": card["training"]["seed"],
+        "val_mean": round(sum(val.values()) / len(val), 4) if val else None,
+        "val": val,
+        "test": {src: m["auc_malignant"] for src, m in report["test"].items()},
+        "minutes": round(card["training"].get("seconds", 0) / 60) or None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.card", description=__doc__)
     p.add_argument("run", type=Path)
     p.add_argument("--experiments", type=Path, help="linear-probe ablations (training.experiments --out)")
     p.add_argument("--runs", type=Path, help="JSON list of full trainings to compare (docs/model/runs.json)")
+    p.add_argument("--record", metavar="CHANGE", help="append this run to --runs first, described as CHANGE, and print nothing")
     args = p.parse_args(argv)
     card = json.loads((args.run / "model_card.json").read_text())
     report = json.loads((args.run / "report.json").read_text())
     exp = json.loads(args.experiments.read_text()) if args.experiments else None
     runs = json.loads(args.runs.read_text()) if args.runs else None
+    if args.record:
+        if runs is None:
+            p.error("--record needs --runs")
+        runs = [r for r in runs if r["version"] != card["version"]] + [run_row(card, report, args.record)]
+        args.runs.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
+        return 0
     print(render(card, report, exp, runs))
     return 0
 
