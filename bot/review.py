@@ -148,9 +148,6 @@ class Review:
         keeps one person's photos together), verdict, model_risk, model_top, model_version,
         created_at.  No Telegram id and no pseudonym leaves the database.
         """
-        out = Path(out)
-        (out / "images").mkdir(parents=True, exist_ok=True)
-        salt = secrets.token_bytes(16)
         async with self.storage.sessions() as s:
             q = select(Submission).where(Submission.photo_sha256.is_not(None)).order_by(Submission.id)
             if since:
@@ -160,6 +157,12 @@ class Review:
             subs = list(await s.scalars(q))
             verdicts = list(await s.scalars(select(Verdict).where(Verdict.submission_id.in_([x.id for x in subs])).order_by(Verdict.created_at))) if subs else []
         latest = {v.submission_id: v.verdict for v in verdicts}
+        # Copying photos and writing the CSV is blocking file I/O: keep it off the event loop.
+        return await asyncio.to_thread(self._write_export, Path(out), subs, latest)
+
+    def _write_export(self, out: Path, subs: list[Submission], latest: dict[int, str]) -> dict[str, int]:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        salt = secrets.token_bytes(16)
         counts = Counter()
         with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.migrate import downgrade, upgrade
@@ -112,7 +113,7 @@ def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
 async def test_a_failed_database_write_leaves_no_orphan_photo(storage):
     await storage.upsert_user(7, language="en", consent=CONSENT_YES)
     jpeg = encode_jpeg(skin_with_spot(size=(240, 320), seed=3))
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         await storage.add_submission(7, jpeg, **result_fields(model_version=None))  # NOT NULL violated
     assert not list(storage.photos.root.rglob("*.jpg"))
     assert await storage.count_submissions() == 0
