@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import admin_handlers
+from bot import admin_handlers, referral
 from bot import handlers as h
-from bot import referral
 from bot.config import Settings
 from bot.i18n import LANGUAGES, t
 from bot.storage import Storage

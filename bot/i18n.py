@@ -9,7 +9,7 @@ mismatch in any language.
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from babel.messages.pofile import read_po
@@ -27,7 +27,7 @@ def pick_language(code: str | None) -> str:
     return DEFAULT
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(lang: str) -> dict[str, str]:
     path = resources.files("bot") / "locales" / lang / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as fh:

@@ -68,7 +68,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
     import re
 
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)
     test_cmd = next(b for b in blocks if b.endswith("&& pytest"))
     run_cmd = next(b for b in blocks if b.endswith("python -m bot"))
     assert (ROOT / ".ci" / "run").read_text().strip().endswith(test_cmd)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.decode import HEIF, WORK_SHORT_SIDE
-from inference.decode import DecodeError, decode, encode_jpeg
+from inference.decode import HEIF, WORK_SHORT_SIDE, DecodeError, decode, encode_jpeg
 
 from .conftest import jpeg_bytes
 

@@ -86,7 +86,7 @@ def source_report(probs: np.ndarray, labels: np.ndarray, source_malignant: np.nd
     present = sorted(set(labels.tolist()))
     recall = {CLASSES[c]: round(float((pred[labels == c] == c).mean()), 4) for c in present}
     return {
-        "n": int(len(labels)),
+        "n": len(labels),
         "n_malignant": int(flag.sum()),
         "auc_malignant": auc(score[has_flag], flag[has_flag]),
         "auc_needs_doctor": auc(score, needs_doctor),

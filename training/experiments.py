@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from functools import partial
 import os
 import sys
+from functools import partial
 
 import numpy as np
 

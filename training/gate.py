@@ -33,7 +33,7 @@ def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: 
         "rule": f"keeps ≥ {KEEP:.0%} of every source's validation lesion photos after camera-style degradation",
         "lesion_photos_accepted": {k: round(float((v >= cut).mean()), 4) for k, v in scores_by_source.items()},
         "non_skin_rejected": round(float((non_skin < cut).mean()), 4) if len(non_skin) else None,
-        "n_non_skin": int(len(non_skin)),
+        "n_non_skin": len(non_skin),
     }
 
 
