@@ -46,6 +46,19 @@ def test_train_export_and_serve(tmp_path, capsys):
     assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
     assert card["training"]["cut"] == cfg.cut and cfg.cut in card["architecture"]
 
+    # Re-choosing the cut points from the exported model, as serving scores photos, gives the
+    # cut points training chose from Keras outputs (LiteRT agrees to 1e-3).
+    from training.cuts import main as cuts_main
+
+    capsys.readouterr()
+    assert cuts_main([str(out)]) == 0
+    assert "val AUC served" in capsys.readouterr().out
+    recut = json.loads((out / "model_card.json").read_text())
+    for key in ("low", "high"):
+        assert abs(recut["thresholds"][key] - card["thresholds"][key]) <= 1e-3, key
+    assert recut["thresholds"]["chosen_on"] == card["thresholds"]["chosen_on"]
+    assert set(recut["metrics"]["test"]) == {"ham10000", "pad_ufes20"}
+
     # The run can be recorded in the comparison table and rendered into MODEL_CARD.md.
     from training.card import main as card_main
 

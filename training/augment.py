@@ -86,6 +86,12 @@ def phone_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return camera_degrade(colour_jitter(center_view(img), rng), rng)
 
 
+def flips(views: np.ndarray) -> list[np.ndarray]:
+    """Test-time augmentation views of one image (H, W, C) or a batch: identity first, then the
+    horizontal, vertical and both flips."""
+    return [views, views[..., ::-1, :], views[..., ::-1, :, :], views[..., ::-1, ::-1, :]]
+
+
 def center_view(img: np.ndarray) -> np.ndarray:
     """The un-augmented view used for validation and test (what serving sees)."""
     return resize_square(center_square(img))

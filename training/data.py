@@ -161,6 +161,33 @@ def split_source(src: Source, seed: int, val: float = 0.15, test: float = 0.15) 
     return out
 
 
+#: Modality of the built-in sources, for ``splits.csv`` files written before it had the column.
+KNOWN_MODALITY = {"ham10000": DERMOSCOPY, "isic2017": DERMOSCOPY, "pad_ufes20": CLINICAL, "sd198": CLINICAL}
+SPLITS_COLUMNS = ["path", "source", "modality", "split", "label", "group", "malignant"]
+
+
+def write_splits(path: str | Path, splits: dict[str, list[Sample]]) -> None:
+    """``splits.csv`` next to the model: which image went where, so any later check can reuse it."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(SPLITS_COLUMNS)
+        for name, items in splits.items():
+            for s in items:
+                w.writerow([s.path, s.source, s.modality, name, CLASSES[s.label], s.group, "" if s.malignant is None else s.malignant])
+
+
+def read_splits(path: str | Path) -> dict[str, list[Sample]]:
+    """The samples of a run's ``splits.csv``, by split."""
+    out: dict[str, list[Sample]] = defaultdict(list)
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            modality = r.get("modality") or KNOWN_MODALITY.get(r["source"], CLINICAL)
+            malignant = int(r["malignant"]) if r["malignant"] in ("0", "1") else None
+            crop = SD198_FOOTER if r["source"] == "sd198" else 0.0
+            out[r["split"]].append(Sample(Path(r["path"]), r["source"], modality, CLASSES.index(r["label"]), r["group"], malignant, crop))
+    return dict(out)
+
+
 def load_image(sample: Sample, short_side: int = LOAD_SHORT_SIDE) -> np.ndarray:
     """Read an RGB uint8 image, cut any footer and shrink it to ``short_side``."""
     bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)

@@ -12,7 +12,6 @@ real phone photos.  The non-skin rejection rate at that cut is measured on every
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -48,19 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     from inference.classifier import Classifier
     from inference.screener import ModelCard
     from training import augment
-    from training.data import SD198_FOOTER, Sample, load_image, load_negatives
+    from training.data import load_image, load_negatives, read_splits
 
     card_path = args.run / "model_card.json"
     card = json.loads(card_path.read_text())
     clf = Classifier(args.run / "model.tflite", colour_constancy=ModelCard.read(card_path).colour_constancy)
     rng = np.random.default_rng(args.seed)
     by_source: dict[str, list[float]] = {}
-    with open(args.run / "splits.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "val"]
-    for r in rows:
-        crop = SD198_FOOTER if r["source"] == "sd198" else 0.0
-        img = load_image(Sample(Path(r["path"]), r["source"], "", 0, r["group"], None, crop))
-        by_source.setdefault(r["source"], []).append(clf.predict(augment.phone_view(img, rng)).skin)
+    for sample in read_splits(args.run / "splits.csv")["val"]:
+        img = load_image(sample)
+        by_source.setdefault(sample.source, []).append(clf.predict(augment.phone_view(img, rng)).skin)
     scores = {k: np.array(v) for k, v in by_source.items()}
     negatives = load_negatives(args.negatives) if args.negatives else []
     non_skin = [clf.predict(augment.augment_negative(img, rng)).skin for img in negatives for _ in range(3)]

@@ -11,7 +11,6 @@ Writes into ``--out``: ``splits.csv``, ``model.tflite``, ``model_card.json``, ``
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 from inference.labels import CLASSES, MALIGNANT
 from inference.preprocess import INPUT_SIZE, SOG_POWER, model_input
 from training import augment, evaluate, gate
-from training.data import Sample, balanced_weights, load_all, load_image, load_negatives, read_source, split_source
+from training.data import Sample, balanced_weights, load_all, load_image, load_negatives, read_source, split_source, write_splits
 from training.features import FeatureExtractor, to_tflite, views_of
 from training.model import CUT_LAYER, build
 
@@ -65,11 +64,6 @@ class Config:
     def views_per_source(self) -> dict[str, int]:
         """DEFAULT_VIEWS with this run's overrides: what training uses and the card records."""
         return {**DEFAULT_VIEWS, **self.views}
-
-
-def _tta(views: np.ndarray) -> list[np.ndarray]:
-    """Flips used for test-time augmentation (the centre view first)."""
-    return [views, views[:, :, ::-1], views[:, ::-1], views[:, ::-1, ::-1]]
 
 
 class BestByValidation(keras.callbacks.Callback):
@@ -116,12 +110,7 @@ def train(cfg: Config) -> dict:
     unknown = set(cfg.views) - {s.source for s in splits["train"]}
     if unknown:  # a typo would silently train with the default views
         raise ValueError(f"views given for sources not in --data: {sorted(unknown)}")
-    with open(out / "splits.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "source", "split", "label", "group", "malignant"])
-        for name, items in splits.items():
-            for s in items:
-                w.writerow([s.path, s.source, name, CLASSES[s.label], s.group, "" if s.malignant is None else s.malignant])
+    write_splits(out / "splits.csv", splits)
 
     # 2. Pixels in memory (≈ 2 GB for the full data) and the networks.
     images = {name: load_all(items) for name, items in splits.items()}
@@ -158,7 +147,7 @@ def train(cfg: Config) -> dict:
     evals = {}
     for name in ("val", "test"):
         v = plain(images[name])
-        evals[name] = [extractor.extract(iter(t), len(t), f"{name} tta{i}", prep) for i, t in enumerate(_tta(v))]
+        evals[name] = [extractor.extract(iter(t), len(t), f"{name} tta{i}", prep) for i, t in enumerate(augment.flips(v))]
     x_neg_val = extractor.extract(iter(plain(neg_val)), len(neg_val), "non-skin val", prep)
     # Phone-style copies of the validation photos: the skin cut must hold on unseen cameras.
     degrade_rng = np.random.default_rng(cfg.seed + 2)
@@ -217,18 +206,8 @@ def train(cfg: Config) -> dict:
         return np.mean([predict(v)["diagnosis"] for v in views], axis=0)
 
     # 7. Cut points on validation: per modality, the conservative one wins.
-    val_score = evaluate.malignancy(probs_of("val", False))
-    val_mod = np.array([s.modality for s in splits["val"]])
     val_pos = np.isin(val_labels, evaluate.MAL_IDX)
-    lows, highs = [], []
-    for mod in sorted(set(val_mod)):
-        m = val_mod == mod
-        if val_pos[m].any() and (~val_pos[m]).any():
-            lows.append(evaluate.cut_low(val_score[m], val_pos[m], 0.95))
-            highs.append(evaluate.cut_high(val_score[m], val_pos[m], 0.90))
-    cuts = {"low": min(lows) if lows else 0.1, "high": max(highs) if highs else 0.5}
-    if cuts["high"] <= cuts["low"]:
-        cuts["high"] = min(1.0, cuts["low"] + 1e-3)
+    cuts = evaluate.risk_cuts(evaluate.malignancy(probs_of("val", False)), val_pos, np.array([s.modality for s in splits["val"]]))
 
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
@@ -241,15 +220,7 @@ def train(cfg: Config) -> dict:
     report: dict = {"cuts": cuts, "temperature": round(temperature, 4), "skin_gate_val": skin_metrics, "history": best.history}
     for tta in (False, True):
         key = "test_tta" if tta else "test"
-        per_source, plot_data = {}, {}
-        probs_all = probs_of("test", tta)
-        for src in sorted({s.source for s in splits["test"]}):
-            m = np.array([s.source == src for s in splits["test"]])
-            lab = np.array([s.label for s in splits["test"]])[m]
-            flag = np.array([-1 if s.malignant is None else s.malignant for s in splits["test"]])[m]
-            per_source[src] = evaluate.source_report(probs_all[m], lab, flag, cuts)
-            plot_data[src] = (probs_all[m], lab, flag)
-        report[key] = per_source
+        report[key], plot_data = evaluate.report_by_source(probs_of("test", tta), splits["test"], cuts)
         if not tta:
             report["plots"] = evaluate.plots(out, plot_data)
         # Validation AUC too, so a choice is made on validation and only confirmed on test.
@@ -328,7 +299,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
             "high": round(cuts["high"], 4),
             "skin": cuts["skin"],
             "rule": "risk=high if malignancy ≥ high; low if malignancy < low and the top class is not malignant/akiec; else moderate",
-            "chosen_on": "validation split; low keeps malignant-group sensitivity ≥ 0.95 and high keeps specificity ≥ 0.90, per modality, the more cautious value",
+            "chosen_on": evaluate.CUTS_RULE,
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],

@@ -1,0 +1,44 @@
+"""Cut-point rules of the model card (training.evaluate): the numbers the bot's risk levels rest on."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy", reason="cut points are chosen in training (the [train] extra)")
+from training.evaluate import cut_low, misses_allowed, risk_cuts  # noqa: E402
+
+
+def test_misses_allowed_follows_the_clopper_pearson_bound():
+    # 59 of 59 found: the one-sided 95 % lower bound is 0.05 ** (1/59) = 0.9505, so no miss is allowed,
+    # and below 59 positives not even a perfect score shows 0.95.
+    assert misses_allowed(58) == misses_allowed(59) == 0
+    assert misses_allowed(100) == 1
+    assert misses_allowed(210) == 5
+    assert misses_allowed(1000) > misses_allowed(300) > misses_allowed(100)
+
+
+def test_cut_low_leaves_exactly_the_allowed_misses_below():
+    score = np.array([0.01, 0.02, 0.03, 0.9, 0.5])
+    positive = np.array([True, True, True, False, True])
+    assert cut_low(score, positive, 0) == 0.01
+    assert cut_low(score, positive, 2) == 0.03
+    assert cut_low(score, positive, 10) == 0.5  # never above the last positive
+
+
+def test_risk_cuts_one_odd_photo_does_not_set_the_low_cut_but_each_modality_keeps_95_percent():
+    rng = np.random.default_rng(0)
+    n = 400
+    modality = np.array(["dermoscopy"] * 300 + ["clinical"] * 100)
+    positive = rng.random(n) < 0.5
+    score = np.where(positive, rng.uniform(0.2, 1.0, n), rng.uniform(0.0, 0.3, n))
+    odd = np.flatnonzero(positive & (modality == "clinical"))[0]
+    score[odd] = 0.001  # one malignant phone photo the model scores as benign
+    cuts = risk_cuts(score, positive, modality)
+    assert cuts["low"] > 0.001
+    for mod in ("dermoscopy", "clinical"):
+        m = (modality == mod) & positive
+        assert (score[m] >= cuts["low"]).mean() >= 0.95
+    assert misses_allowed(int(positive.sum())) >= int((score[positive] < cuts["low"]).sum())
+    assert cuts["low"] < cuts["high"]
+    for mod in ("dermoscopy", "clinical"):
+        m = (modality == mod) & ~positive
+        assert (score[m] < cuts["high"]).mean() >= 0.90

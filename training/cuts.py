@@ -1,0 +1,85 @@
+"""``python -m training.cuts RUN_DIR [--install]`` — re-choose a trained run's risk cut points.
+
+For a run whose cut points were chosen by an older rule: scores the run's validation and test
+images (``splits.csv``) with the exported model exactly as serving does
+(``inference.Classifier``), chooses ``low`` / ``high`` with ``training.evaluate.risk_cuts`` (the
+same function training uses), and rewrites the card's thresholds and test metrics, ``report.json``
+and the plots.  The skin cut is left alone (``training.gate`` owns it).  ``--install`` copies the
+model and card into ``inference/model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.cuts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a training output folder (model.tflite, model_card.json, report.json, splits.csv)")
+    p.add_argument("--install", action="store_true", help="copy the model and updated card into inference/model")
+    args = p.parse_args(argv)
+    for name in ("model.tflite", "model_card.json", "report.json", "splits.csv"):
+        if not (args.run / name).exists():
+            p.error(f"{args.run} has no {name}")
+
+    from inference.classifier import Classifier
+    from inference.screener import ModelCard
+    from training import augment, evaluate
+    from training.data import load_image, read_splits
+
+    card_path, report_path = args.run / "model_card.json", args.run / "report.json"
+    card, report = json.loads(card_path.read_text()), json.loads(report_path.read_text())
+    clf = Classifier(args.run / "model.tflite", colour_constancy=ModelCard.read(card_path).colour_constancy)
+    splits = read_splits(args.run / "splits.csv")
+
+    def views(sample) -> np.ndarray:
+        """Calibrated probabilities of the identity view and the three flips, (4, classes)."""
+        x = clf.prepare(load_image(sample))
+        return np.stack([clf.predict_input(np.ascontiguousarray(v)).probabilities for v in augment.flips(x)])
+
+    with ThreadPoolExecutor(2) as pool:  # one interpreter per thread; OpenCV and LiteRT release the GIL
+        probs = {name: np.stack(list(pool.map(views, splits[name]))) for name in ("val", "test")}
+
+    val = splits["val"]
+    val_pos = np.isin([s.label for s in val], evaluate.MAL_IDX)
+    val_score = evaluate.malignancy(probs["val"][:, 0])
+    old = {k: card["thresholds"][k] for k in ("low", "high")}
+    cuts = {**evaluate.risk_cuts(val_score, val_pos, np.array([s.modality for s in val])), "skin": card["thresholds"]["skin"]}
+
+    report["cuts"] = cuts
+    report["test"], plot_data = evaluate.report_by_source(probs["test"][:, 0], splits["test"], cuts)
+    report["test_tta"], _ = evaluate.report_by_source(probs["test"].mean(axis=1), splits["test"], cuts)
+    report["plots"] = evaluate.plots(args.run, plot_data)
+    card["thresholds"].update(low=round(cuts["low"], 4), high=round(cuts["high"], 4), chosen_on=evaluate.CUTS_RULE)
+    card["metrics"].update(test=report["test"], test_tta=report["test_tta"])
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+
+    # The served model must see validation as training did: its AUCs are printed next to the report's.
+    sources = np.array([s.source for s in val])
+    print(f"cut points: low {old['low']} → {card['thresholds']['low']}, high {old['high']} → {card['thresholds']['high']}")
+    for src in sorted(set(sources.tolist())):
+        m = sources == src
+        served = evaluate.auc(val_score[m], val_pos[m])
+        t = report["test"][src]
+        print(
+            f"{src:12s} val AUC served {served} (report {report.get('val_auc_needs_doctor', {}).get(src)})  "
+            f"test sens@low {t['at_low_cut']['sensitivity']} spec@low {t['at_low_cut']['specificity']} spec@high {t['at_high_cut']['specificity']}"
+        )
+    if args.install:
+        dest = Path(__file__).resolve().parent.parent / "inference" / "model"
+        shutil.copy(args.run / "model.tflite", dest / "model.tflite")
+        shutil.copy(card_path, dest / "model_card.json")
+        print(f"installed into {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
