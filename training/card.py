@@ -23,6 +23,25 @@ def _f(v) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def runs_table(runs: list[dict], shipped: str) -> list[str]:
+    """The "Full trainings compared" section: one row per run in ``docs/model/runs.json``."""
+    srcs = list(SOURCES)
+    out = ["", "## Full trainings compared (chosen on validation mean AUC, test only confirms; rows with the same seed share splits)", ""]
+    out.append("| model | what changed | seed | val mean | " + " | ".join(f"val {s}" for s in srcs) + " | " + " | ".join(f"test {s}" for s in srcs) + " | minutes |")
+    out.append("|---|---|---|---|" + "---|" * (2 * len(srcs) + 1))
+    for r in runs:
+        mark = " (shipped)" if r["version"] == shipped else ""
+        out.append(
+            f"| {r['version']}{mark} | {r['change']} | {r.get('seed', '—')} | {_f(r.get('val_mean'))} | "
+            + " | ".join(_f(r.get("val", {}).get(s)) for s in srcs)
+            + " | "
+            + " | ".join(_f(r.get("test", {}).get(s)) for s in srcs)
+            + f" | {r.get('minutes', '—')} |"
+        )
+    out += ["", "Validation AUC counts the malignant group (mel + bcc + akiec); test AUC uses each source's own malignant flag."]
+    return out
+
+
 def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None) -> str:
     t = card["thresholds"]
     out = [
@@ -77,20 +96,7 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
         for name, row in experiments.items():
             out.append(f"| {name} | " + " | ".join(_f(row.get(s)) for s in srcs) + " |")
     if runs:
-        srcs = list(SOURCES)
-        out += ["", "## Full trainings compared (chosen on validation mean AUC, test only confirms; rows with the same seed share splits)", ""]
-        out.append("| model | what changed | seed | val mean | " + " | ".join(f"val {s}" for s in srcs) + " | " + " | ".join(f"test {s}" for s in srcs) + " | minutes |")
-        out.append("|---|---|---|---|" + "---|" * (2 * len(srcs) + 1))
-        for r in runs:
-            mark = " (shipped)" if r["version"] == card["version"] else ""
-            out.append(
-                f"| {r['version']}{mark} | {r['change']} | {r.get('seed', '—')} | {_f(r.get('val_mean'))} | "
-                + " | ".join(_f(r.get("val", {}).get(s)) for s in srcs)
-                + " | "
-                + " | ".join(_f(r.get("test", {}).get(s)) for s in srcs)
-                + f" | {r.get('minutes', '—')} |"
-            )
-        out += ["", "Validation AUC counts the malignant group (mel + bcc + akiec); test AUC uses each source's own malignant flag."]
+        out += runs_table(runs, card["version"])
     out += ["", "![ROC](roc.png) ![Confusion](confusion.png) ![Calibration](calibration.png)", ""]
     out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
