@@ -1,8 +1,8 @@
 """Is this photo usable?  OpenCV checks, each with its measured value and a stable reason code.
 
 Reason codes (the bot translates each into retake advice):
-``too_small``, ``blurry``, ``too_dark``, ``overexposed``, ``no_lesion``, ``lesion_too_small``,
-``off_centre`` and — decided together with the model's skin head in ``inference.screener`` —
+``too_small``, ``blurry``, ``too_dark``, ``overexposed``, ``no_colour``, ``no_lesion``,
+``lesion_too_small``, ``off_centre`` and — decided together with the model's skin head in ``inference.screener`` —
 ``not_skin``.
 
 Thresholds were set on real images (``python -m training.quality_report``; 150 random photos per
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 #: Every reason this gate gives, plus ``not_skin`` from the model's skin head (screener).
-REASON_CODES = ("too_small", "blurry", "too_dark", "overexposed", "no_lesion", "lesion_too_small", "off_centre", "not_skin")
+REASON_CODES = ("too_small", "blurry", "too_dark", "overexposed", "no_colour", "no_lesion", "lesion_too_small", "off_centre", "not_skin")
 
 #: Short side at which all checks are measured, so values do not depend on the camera.
 CHECK_SIDE = 256
@@ -34,6 +34,10 @@ class Thresholds:
     min_brightness: float = 40.0  # mean luminance (0-255) of the centre
     max_brightness: float = 240.0
     max_glare: float = 0.35  # share of blown-out pixels (bright and colourless)
+    # Mean HSV saturation (0-255) at CHECK_SIDE.  Black-and-white photos measure 0.0 (also after
+    # JPEG); the least colourful of the 9,529 lesion photos in ../shared measures 7.4.  Colour is
+    # what the model reads, and its skin head took grey microscopy and moon photos for skin.
+    min_saturation: float = 2.0
     min_contrast: float = 6.0  # Lab distance between the spot and the skin around it
     min_lesion_area: float = 0.004  # share of the frame covered by the spot
     max_offset: float = 0.5  # distance of the spot's centre from the frame's, in short sides
@@ -121,12 +125,15 @@ def check(rgb: np.ndarray, original_size: tuple[int, int] | None = None, t: Thre
     v["brightness"] = round(float(centre.mean()), 2)
     v["glare"] = round(float(((hsv[..., 2] >= 245) & (hsv[..., 1] <= 40)).mean()), 4)
     v["sharpness"] = round(float(cv2.Laplacian(centre, cv2.CV_64F).var()), 2)
+    v["saturation"] = round(float(hsv[..., 1].mean()), 2)
     if v["brightness"] < t.min_brightness:
         report.reasons.append("too_dark")
     elif v["brightness"] > t.max_brightness or v["glare"] > t.max_glare:
         report.reasons.append("overexposed")
     if v["sharpness"] < t.min_sharpness and "too_dark" not in report.reasons:
         report.reasons.append("blurry")
+    if v["saturation"] < t.min_saturation and "too_dark" not in report.reasons:
+        report.reasons.append("no_colour")
     v.update(measure_lesion(view, t.min_lesion_area))
     if not report.reasons:  # the spot can only be judged on a usable photo
         if v["contrast"] < t.min_contrast:

@@ -74,6 +74,8 @@ def non_skin_photos() -> dict[str, np.ndarray]:
         "document": cv2.cvtColor(data.page(), cv2.COLOR_GRAY2RGB),
         "microscopy slide": data.immunohistochemistry(),  # pinkish tissue: the old model took it for skin
         "retina": data.retina(),
+        "cells under a microscope (greyscale)": cv2.cvtColor(data.cell(), cv2.COLOR_GRAY2RGB),  # the skin head accepts it
+        "moon (greyscale)": cv2.cvtColor(data.moon(), cv2.COLOR_GRAY2RGB),  # the skin head accepts it
     }
 
 

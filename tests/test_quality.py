@@ -4,7 +4,7 @@ import pytest
 
 from inference.quality import MIN_SHORT_SIDE, check
 
-from .conftest import load_rgb, needs_shared, real_images, skin_with_spot
+from .conftest import DATA, load_rgb, needs_shared, real_images, skin_with_spot
 
 
 @needs_shared
@@ -70,6 +70,23 @@ def test_blurred_real_photo_is_rejected():
     img = cv2.resize(load_rgb(real_images("pad_ufes20", 1)[0]), (1280, 960))
     assert check(img).ok
     assert "blurry" in check(cv2.GaussianBlur(img, (0, 0), 8)).reasons
+
+
+@needs_shared
+def test_a_black_and_white_photo_is_asked_again_in_colour():
+    img = cv2.resize(load_rgb(real_images("pad_ufes20", 1)[0]), (1280, 960))
+    grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    assert "no_colour" not in check(img).reasons
+    r = check(grey)
+    assert "no_colour" in r.reasons and r.values["saturation"] < 2, r.values
+
+
+@needs_shared
+def test_the_least_colourful_lesion_photos_keep_their_colour():
+    """The dullest ISIC 2017 dermoscopy (saturation ≈ 7) is not mistaken for a black-and-white photo."""
+    for name in ("ISIC_0009936", "ISIC_0010444"):
+        [path] = [p for p in (DATA / "isic2017").rglob(f"{name}.*")]
+        assert "no_colour" not in check(load_rgb(path)).reasons
 
 
 def test_every_reason_given_is_a_declared_code():
