@@ -31,7 +31,7 @@ DEFAULT_IMAGE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "p
 def phone_jpeg(path: Path | None) -> bytes:
     """A 1280x960 JPEG (q90) made from a real lesion photo, as a phone would send it."""
     if path is None and DEFAULT_IMAGE_DIR.is_dir():
-        path = sorted(DEFAULT_IMAGE_DIR.glob("*.jpg"))[0]
+        path = min(DEFAULT_IMAGE_DIR.glob("*.jpg"))
     if path is not None:
         img = Image.open(path).convert("RGB")
     else:  # no data on this machine: a smooth skin-toned image with a dark spot

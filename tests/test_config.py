@@ -14,7 +14,7 @@ from .conftest import ROOT, TOKEN
 def run_bot(tmp_path, *args, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR"))}
     clean.update(env)
-    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path, env=clean, timeout=120)
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path, env=clean, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("token, words", [(None, "is not set"), ("12345", "looks malformed"), ("abc:def", "looks malformed")])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("scipy", reason="cut points are chosen in training (the [train] extra)")
-from training.evaluate import cut_low, misses_allowed, risk_cuts  # noqa: E402
+from training.evaluate import cut_low, misses_allowed, risk_cuts
 
 
 def test_misses_allowed_follows_the_clopper_pearson_bound():

@@ -26,7 +26,16 @@ import numpy as np
 from inference.labels import CLASSES, MALIGNANT
 from inference.preprocess import INPUT_SIZE, SOG_POWER, model_input
 from training import augment, evaluate, gate
-from training.data import Sample, balanced_weights, load_all, load_image, load_negatives, read_source, split_source, write_splits
+from training.data import (
+    Sample,
+    balanced_weights,
+    load_all,
+    load_image,
+    load_negatives,
+    read_source,
+    split_source,
+    write_splits,
+)
 from training.features import FeatureExtractor, to_tflite, views_of
 from training.model import CUT_LAYER, build
 
