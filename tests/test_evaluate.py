@@ -42,3 +42,11 @@ def test_risk_cuts_one_odd_photo_does_not_set_the_low_cut_but_each_modality_keep
     for mod in ("dermoscopy", "clinical"):
         m = (modality == mod) & ~positive
         assert (score[m] < cuts["high"]).mean() >= 0.90
+
+
+def test_skin_cut_keeps_the_photo_that_defines_it():
+    from training.gate import skin_cut
+
+    scores = {"pad_ufes20": np.array([0.98058] + [0.999] * 64), "ham10000": np.full(100, 0.9995)}
+    cut = skin_cut(scores)
+    assert cut == 0.9805 and all((s >= cut).all() for s in scores.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -23,8 +24,11 @@ KEEP = 0.99
 
 
 def skin_cut(scores_by_source: dict[str, np.ndarray], keep: float = KEEP) -> float:
-    """Highest cut that keeps ``keep`` of each source's (degraded) lesion photos."""
-    return float(min(np.quantile(s, 1 - keep, method="lower") for s in scores_by_source.values() if len(s)))
+    """Highest cut, in the card's 4 decimals, that keeps ``keep`` of each source's (degraded)
+    lesion photos.  Rounded down: rounding to nearest once put the cut just above the photo that
+    defined it, so 98.5 % instead of 100 % of PAD-UFES-20's validation photos were kept."""
+    cut = float(min(np.quantile(s, 1 - keep, method="lower") for s in scores_by_source.values() if len(s)))
+    return math.floor(cut * 10_000) / 10_000
 
 
 def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: np.ndarray) -> dict:
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     cut = skin_cut(scores)
     metrics = gate_metrics(cut, scores, np.array(non_skin))
 
-    card["thresholds"]["skin"] = round(cut, 4)
+    card["thresholds"]["skin"] = cut
     card["metrics"]["skin_gate_val"] = metrics
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     print(f"skin cut {cut:.4f}: {json.dumps(metrics, ensure_ascii=False)}")

@@ -221,7 +221,7 @@ def train(cfg: Config) -> dict:
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
     skin_by_source = {str(src): val_skin[val_sources == src] for src in sorted(set(val_sources))}
-    cuts["skin"] = round(gate.skin_cut(skin_by_source) if len(val_skin) else 0.5, 4)
+    cuts["skin"] = gate.skin_cut(skin_by_source) if len(val_skin) else 0.5
     skin_metrics = gate.gate_metrics(cuts["skin"], skin_by_source, neg_skin)
     log(f"cut points {cuts}; skin head on validation {skin_metrics}")
 
