@@ -2,8 +2,8 @@
 
 Reason codes (the bot translates each into retake advice):
 ``too_small``, ``blurry``, ``too_dark``, ``overexposed``, ``no_colour``, ``no_lesion``,
-``lesion_too_small``, ``off_centre`` and — decided together with the model's skin head in ``inference.screener`` —
-``not_skin``.
+``lesion_too_small``, ``off_centre`` and — decided together with the model's skin head in
+``inference.screener`` — ``not_skin``.
 
 Thresholds were set on real images (``python -m training.quality_report``; 150 random photos per
 source): accepted HAM10000 100 %, ISIC 2017 94.7 %, PAD-UFES-20 99.3 %, SD-198 85.3 % (clinical

@@ -13,7 +13,7 @@ WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_
 
 @needs_shared
 @pytest.mark.skipif(not WEIGHTS.exists(), reason=f"backbone weights not found at {WEIGHTS}")
-def test_train_export_and_serve(tmp_path, capsys):
+def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     pytest.importorskip("tensorflow", reason="training needs the [train] extra")
     from inference import Screener
     from training.train import Config, train
@@ -58,6 +58,17 @@ def test_train_export_and_serve(tmp_path, capsys):
         assert abs(recut["thresholds"][key] - card["thresholds"][key]) <= 1e-3, key
     assert recut["thresholds"]["chosen_on"] == card["thresholds"]["chosen_on"]
     assert set(recut["metrics"]["test"]) == {"ham10000", "pad_ufes20"}
+
+    # --install copies card and model where the package reads them (here: a stand-in folder).
+    import training.card
+
+    package = tmp_path / "package"
+    package.mkdir()
+    monkeypatch.setattr(training.card, "PACKAGE_MODEL_DIR", package)
+    assert training.card.install(out, model=False) == package and not (package / "model.tflite").exists()
+    training.card.install(out)
+    assert (package / "model.tflite").read_bytes() == (out / "model.tflite").read_bytes()
+    assert json.loads((package / "model_card.json").read_text()) == recut
 
     # The run can be recorded in the comparison table and rendered into MODEL_CARD.md.
     from training.card import main as card_main

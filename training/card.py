@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -101,6 +102,18 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
     out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
     return "\n".join(out)
+
+
+#: Where the bot's package reads its model and card.
+PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "inference" / "model"
+
+
+def install(run: Path, *, model: bool = True) -> Path:
+    """Copy a run's card (and, unless ``model`` is False, its model) into ``inference/model``."""
+    if model:
+        shutil.copy(run / "model.tflite", PACKAGE_MODEL_DIR / "model.tflite")
+    shutil.copy(run / "model_card.json", PACKAGE_MODEL_DIR / "model_card.json")
+    return PACKAGE_MODEL_DIR
 
 
 def run_row(card: dict, report: dict, change: str) -> dict:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from inference.classifier import Classifier
     from inference.screener import ModelCard
     from training import augment, evaluate
+    from training.card import install
     from training.data import load_image, read_splits
 
     card_path, report_path = args.run / "model_card.json", args.run / "report.json"
@@ -39,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     clf = Classifier(args.run / "model.tflite", colour_constancy=ModelCard.read(card_path).colour_constancy)
     splits = read_splits(args.run / "splits.csv")
 
-    def views(sample) -> np.ndarray:
-        """Calibrated probabilities of the identity view and the three flips, (4, classes)."""
+    def views(sample, n: int) -> np.ndarray:
+        """Calibrated probabilities of the first ``n`` of identity + three flips, (n, classes)."""
         x = clf.prepare(load_image(sample))
-        return np.stack([clf.predict_input(np.ascontiguousarray(v)).probabilities for v in augment.flips(x)])
+        return np.stack([clf.predict_input(np.ascontiguousarray(v)).probabilities for v in augment.flips(x)[:n]])
 
+    # Cut points need only the identity view; test is also reported with 4-flip TTA.
     with ThreadPoolExecutor(2) as pool:  # one interpreter per thread; OpenCV and LiteRT release the GIL
-        probs = {name: np.stack(list(pool.map(views, splits[name]))) for name in ("val", "test")}
+        probs = {name: np.stack(list(pool.map(partial(views, n=n), splits[name]))) for name, n in (("val", 1), ("test", 4))}
 
     val = splits["val"]
     val_pos = np.isin([s.label for s in val], evaluate.MAL_IDX)
@@ -74,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             f"test sens@low {t['at_low_cut']['sensitivity']} spec@low {t['at_low_cut']['specificity']} spec@high {t['at_high_cut']['specificity']}"
         )
     if args.install:
-        dest = Path(__file__).resolve().parent.parent / "inference" / "model"
-        shutil.copy(args.run / "model.tflite", dest / "model.tflite")
-        shutil.copy(card_path, dest / "model_card.json")
-        print(f"installed into {dest}")
+        print(f"installed into {install(args.run)}")
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
@@ -51,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from inference.classifier import Classifier
     from inference.screener import ModelCard
     from training import augment
+    from training.card import install
     from training.data import load_image, load_negatives, read_splits
 
     card_path = args.run / "model_card.json"
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     print(f"skin cut {cut:.4f}: {json.dumps(metrics, ensure_ascii=False)}")
     if args.install:
-        shutil.copy(card_path, Path(__file__).resolve().parent.parent / "inference" / "model" / "model_card.json")
+        install(args.run, model=False)  # the skin cut changes the card only
     return 0
 
 

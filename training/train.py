@@ -12,7 +12,6 @@ Writes into ``--out``: ``splits.csv``, ``model.tflite``, ``model_card.json``, ``
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 from inference.labels import CLASSES, MALIGNANT
 from inference.preprocess import INPUT_SIZE, SOG_POWER, model_input
 from training import augment, evaluate, gate
+from training.card import install
 from training.data import (
     Sample,
     balanced_weights,
@@ -252,10 +252,7 @@ def train(cfg: Config) -> dict:
     card["training"]["seconds"] = report["train_seconds"]
     (out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     if cfg.install:
-        dest = Path(__file__).resolve().parent.parent / "inference" / "model"
-        shutil.copy(out / "model.tflite", dest / "model.tflite")
-        shutil.copy(out / "model_card.json", dest / "model_card.json")
-        log(f"installed into {dest}")
+        log(f"installed into {install(out)}")
     log(f"done in {time.time() - t0:.0f}s")
     return report
 
