@@ -42,6 +42,25 @@ _SD198 = {
     "Keloid": "other",
     "Pyogenic_Granuloma": "other",
 }
+_BCN = {"mel": "mel", "bcc": "bcc", "ak": "akiec", "scc": "akiec", "nv": "nv", "bkl": "bkl", "df": "other", "vasc": "other"}
+_ISIC2020 = {"melanoma": "mel", "nevus": "nv", "unknown": "nv", "seborrheic keratosis": "bkl", "lentigo NOS": "bkl"}
+
+
+def _mixed_label(diagnosis: str, malignant: str) -> str | None:
+    """isic_archive_mixed's free-text diagnoses → our classes (None: no usable label)."""
+    d = diagnosis.lower()
+    for prefix, cls in (("melanoma", "mel"), ("basal cell", "bcc"), ("squamous cell", "akiec"), ("keratoacanthoma", "akiec"), ("actinic", "akiec")):
+        if d.startswith(prefix):
+            return cls
+    if d.startswith("nevus") or d == "epidermal nevus":
+        return "nv"
+    if d in ("seborrheic keratosis", "lichen planus like keratosis", "solar lentigo", "lentigo nos"):
+        return "bkl"
+    if malignant == "0" and d not in ("other",):  # benign: dermatofibroma, scar, angioma, "benign"…
+        return "other"
+    return None
+
+
 #: The SD-198 photos carry a DermQuest footer strip; this share of the height is cut away.
 SD198_FOOTER = 0.09
 #: Images are kept in memory with this short side: enough for random crops down to 224.
@@ -80,7 +99,29 @@ def read_source(folder: str | Path) -> Source:
         raise ValueError(f"{folder}/labels.csv has no rows")
     cols = set(rows[0])
     src: Source
-    if {"dx", "lesion_id"} <= cols:
+    if {"dx", "lesion_id", "malignant", "site"} <= cols:
+        src = Source("bcn20000", DERMOSCOPY)  # 84×84 px: its own source, never mixed into HAM10000
+        for r in rows:
+            lab = _label(_BCN, r["dx"])
+            if lab is not None:
+                src.samples.append(Sample(folder / r["image"], src.name, src.modality, lab, r["lesion_id"], int(r["malignant"])))
+    elif {"attribution", "image_type"} <= cols:
+        src = Source("isic_archive_mixed", DERMOSCOPY)  # per image: dermoscopic, clinical close-up, TBP tile
+        for r in rows:
+            cls = _mixed_label(r["diagnosis"], r["malignant"])
+            if cls is None:
+                continue
+            modality = DERMOSCOPY if r["image_type"] == "dermoscopic" else CLINICAL
+            group = r.get("lesion_id") or r.get("patient_id") or r["image_id"]
+            mal = int(r["malignant"]) if r["malignant"] in ("0", "1") else None
+            src.samples.append(Sample(folder / r["image"], src.name, modality, CLASSES.index(cls), group, mal))
+    elif {"patient_id", "melanoma", "diagnosis"} <= cols:
+        src = Source("isic2020", DERMOSCOPY)  # "unknown" = benign, not biopsied (mostly nevi)
+        for r in rows:
+            lab = _label(_ISIC2020, r["diagnosis"])
+            if lab is not None:
+                src.samples.append(Sample(folder / r["image"], src.name, src.modality, lab, r["patient_id"], int(r["malignant"])))
+    elif {"dx", "lesion_id"} <= cols:
         src = Source("ham10000", DERMOSCOPY)
         for r in rows:
             lab = _label(_HAM, r["dx"])
@@ -162,7 +203,7 @@ def split_source(src: Source, seed: int, val: float = 0.15, test: float = 0.15) 
 
 
 #: Modality of the built-in sources, for ``splits.csv`` files written before it had the column.
-KNOWN_MODALITY = {"ham10000": DERMOSCOPY, "isic2017": DERMOSCOPY, "pad_ufes20": CLINICAL, "sd198": CLINICAL}
+KNOWN_MODALITY = {"ham10000": DERMOSCOPY, "isic2017": DERMOSCOPY, "pad_ufes20": CLINICAL, "sd198": CLINICAL, "bcn20000": DERMOSCOPY, "isic2020": DERMOSCOPY}
 SPLITS_COLUMNS = ["path", "source", "modality", "split", "label", "group", "malignant"]
 
 
