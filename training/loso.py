@@ -1,0 +1,326 @@
+"""Leave-one-source-out (LOSO): how a training recipe does on a clinic or camera it never saw.
+
+    python -m training.loso --data ../shared/data/* --weights MNV2_0.5.h5 \\
+        --cache runs/loso-cache --recipes today all7 all7_mel --out docs/model/loso.json
+
+For each recipe and each source in turn, the top of the network is fine-tuned on every *other*
+source and the held-out source is scored as a whole. Dermoscopy sources are scored on melanoma
+vs rest (P(mel)) and malignant vs rest (``malignancy``); phone/clinical sources on malignant vs
+rest. The same recipe fitted on every source's train+val split is also scored on each source's
+own test split ("in-source"), as the full training reports it.
+
+Why a proxy, and which: a full training takes 25–40 minutes on two cores, so seven of them per
+recipe do not fit a working session. The protocol therefore caches, once per source, feature maps
+of the frozen ImageNet network up to ``LOSO_CUT`` (``block_15_add``, 7×7×80) for
+``views`` augmented views, one centre view and one low-resolution view per image, and fine-tunes
+the last inverted-residual block, ``Conv_1`` and the diagnosis head on those (``training.model``,
+the same network as the shipped model, cut later). One fold takes one to three minutes. It ranks
+recipes (data mix, weighting, low-resolution views); it does not reproduce the shipped model's
+absolute numbers. Backbone and cut-depth choices need full trainings, not this proxy.
+
+Resumable: each source's cache is one ``.npz`` written atomically, and every finished fold is
+appended to ``--out`` at once; a rerun skips what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inference.labels import CLASSES
+
+#: Where the cached maps end; everything after it (block_16, Conv_1, heads) is fine-tuned per fold.
+LOSO_CUT = "block_15_add"
+#: Fixed before any LOSO run: a candidate recipe ships only if its mean LOSO AUC beats the
+#: baseline's by at least this much (and in-source test drops by at most ``INSOURCE_TOLERANCE``).
+SHIP_MARGIN = 0.01
+INSOURCE_TOLERANCE = 0.01
+#: The sources today's model was trained on.
+TODAY_SOURCES = ("ham10000", "isic2017", "pad_ufes20", "sd198")
+MEL = CLASSES.index("mel")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a LOSO fold varies: which sources train, how they weigh, which cached views feed it."""
+
+    name: str
+    sources: tuple[str, ...] | None  # None: every source in the cache
+    mel_weight: float = 1.0  # extra class weight for melanoma (HAM10000 makes it a minority)
+    lowres: bool = False  # add the low-resolution view of every image (one archive is 180 px)
+    source_power: float = 0.5  # weight ∝ source count^-power (0.5: today's square-root damping)
+    note: str = ""
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("today", TODAY_SOURCES, note="today's sources and weighting (sqrt class × sqrt source)"),
+        Recipe("all7", None, note="all seven sources, today's weighting"),
+        Recipe("all7_mel", None, mel_weight=2.0, note="all seven, melanoma weighted ×2"),
+        Recipe("all7_lowres", None, lowres=True, note="all seven, plus a low-resolution view of every image"),
+        Recipe("all7_mel_lowres", None, mel_weight=2.0, lowres=True, note="all seven, melanoma ×2, low-resolution views"),
+        Recipe("all7_srcbal", None, source_power=1.0, note="all seven, every source weighs the same"),
+    )
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def lowres_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A centre view as a 64–128 px thumbnail blown up again: what an 84–180 px archive looks like."""
+    import cv2
+
+    from training.augment import center_view
+
+    v = center_view(img)
+    small = int(rng.integers(64, 129))
+    down = cv2.resize(v, (small, small), interpolation=cv2.INTER_AREA)
+    return cv2.resize(down, v.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def cache_source(folder: str, extractor, out: Path, views: int, seed: int, limit: int | None = None) -> Path:
+    """Feature maps of one source: ``aug`` (n×views), ``centre`` (n), ``lowres`` (n), metadata."""
+    from training.augment import augment_lesion, center_view
+    from training.data import load_all, read_source, split_source
+    from training.features import views_of
+
+    src = read_source(folder)
+    if limit:  # smoke runs: a seeded sample of each source
+        rng = np.random.default_rng(seed)
+        src.samples = [src.samples[i] for i in sorted(rng.permutation(len(src.samples))[:limit])]
+    path = out / f"{src.name}.npz"
+    if path.exists():
+        return path
+    parts = split_source(src, seed)
+    samples = [s for name in ("train", "val", "test") for s in parts[name]]
+    split = np.array([name for name in ("train", "val", "test") for _ in parts[name]])
+    t0 = time.time()
+    images = load_all(samples)
+    n = len(images)
+    aug = extractor.extract(views_of(images, [views] * n, augment_lesion, seed), n * views, f"{src.name} aug")
+    centre = extractor.extract((center_view(i) for i in images), n, f"{src.name} centre")
+    lowres = extractor.extract(views_of(images, [1] * n, lowres_view, seed + 1), n, f"{src.name} lowres")
+    tmp = out / f".{src.name}.tmp.npz"
+    np.savez(
+        tmp,
+        aug=aug,
+        centre=centre,
+        lowres=lowres,
+        label=np.array([s.label for s in samples]),
+        malignant=np.array([-1 if s.malignant is None else s.malignant for s in samples]),
+        modality=np.array([s.modality for s in samples]),
+        split=split,
+        views=np.array(views),
+    )
+    os.replace(tmp, path)
+    log(f"cached {src.name}: {n} images in {time.time() - t0:.0f}s")
+    return path
+
+
+@dataclass
+class Cached:
+    name: str
+    aug: np.ndarray
+    centre: np.ndarray
+    lowres: np.ndarray
+    label: np.ndarray
+    malignant: np.ndarray
+    modality: np.ndarray
+    split: np.ndarray
+    views: int
+
+    @classmethod
+    def load(cls, path: Path) -> Cached:
+        z = np.load(path)
+        return cls(path.stem, z["aug"], z["centre"], z["lowres"], z["label"], z["malignant"], z["modality"], z["split"], int(z["views"]))
+
+    @property
+    def primary(self) -> str:
+        """The number that counts for this source: melanoma AUC for dermoscopy, malignant otherwise."""
+        return "auc_melanoma" if (self.modality == "dermoscopy").all() else "auc_malignant"
+
+
+# ----------------------------------------------------------------------------- one fit
+
+
+def training_set(parts: list[tuple[Cached, np.ndarray]], recipe: Recipe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views, labels and weights from (source, image mask) pairs."""
+    xs, ys, srcs = [], [], []
+    for c, mask in parts:
+        idx = np.flatnonzero(mask)
+        aug_idx = (idx[:, None] * c.views + np.arange(c.views)).ravel()
+        xs.append(c.aug[aug_idx])
+        ys.append(np.repeat(c.label[idx], c.views))
+        srcs.append(np.full(len(aug_idx), c.name))
+        if recipe.lowres:
+            xs.append(c.lowres[idx])
+            ys.append(c.label[idx])
+            srcs.append(np.full(len(idx), c.name))
+    x, y, src = np.concatenate(xs), np.concatenate(ys), np.concatenate(srcs)
+    return x, y, weights(y, src, recipe)
+
+
+def weights(y: np.ndarray, src: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """Class count^-0.5 × source count^-power × melanoma factor, mean 1."""
+
+    def inv(keys: np.ndarray, power: float) -> np.ndarray:
+        _, inverse, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        return cnt[inverse].astype(np.float64) ** -power
+
+    w = inv(y, 0.5) * inv(src, recipe.source_power) * np.where(y == MEL, recipe.mel_weight, 1.0)
+    return (w / w.mean()).astype(np.float32)
+
+
+def fit_and_predict(weights_path: str | None, x: np.ndarray, y: np.ndarray, w: np.ndarray, scored: list[np.ndarray], seed: int, epochs: int, alpha: float) -> list[np.ndarray]:
+    """Fine-tune block_16 + Conv_1 + heads on cached maps; softmax outputs for each of ``scored``."""
+    import keras
+
+    from training.model import build
+
+    keras.utils.set_random_seed(seed)
+    top = build(weights_path, alpha=alpha, cut=LOSO_CUT).top
+    conv = [lyr for lyr in top.layers if lyr.weights and not isinstance(lyr, keras.layers.BatchNormalization) and lyr.name not in ("diagnosis_logits", "skin")]
+    batch = 128
+    steps = int(np.ceil(len(x) / batch))
+    targets = {"diagnosis": y, "skin": np.ones(len(y), np.float32)}
+    losses = {"diagnosis": keras.losses.SparseCategoricalCrossentropy(), "skin": keras.losses.BinaryCrossentropy()}
+    for stage, n_epochs, lr in (("heads", 1, 1e-3), ("fine-tune", epochs, 3e-4)):
+        for lyr in conv:
+            lyr.trainable = stage == "fine-tune"
+        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, n_epochs * steps), alpha=0.02)
+        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights={"diagnosis": 1.0, "skin": 0.0})
+        top.fit(x, targets, sample_weight={"diagnosis": w, "skin": np.zeros_like(w)}, batch_size=batch, epochs=n_epochs, shuffle=True, verbose=0)
+    return [top.predict(s, batch_size=512, verbose=0)["diagnosis"] for s in scored]
+
+
+def score(probs: np.ndarray, c: Cached, mask: np.ndarray) -> dict:
+    """Per-source AUCs; melanoma only where the images are dermoscopic."""
+    from training.evaluate import auc, malignancy
+
+    label, flag, modality = c.label[mask], c.malignant[mask], c.modality[mask]
+    has = flag >= 0
+    out = {"n": int(mask.sum()), "auc_malignant": auc(malignancy(probs)[has], flag[has] == 1)}
+    derm = modality == "dermoscopy"
+    if derm.any():
+        out["auc_melanoma"] = auc(probs[derm, MEL], label[derm] == MEL)
+        out["n_melanoma"] = int((label[derm] == MEL).sum())
+    return out
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+
+def run_recipe(recipe: Recipe, cached: dict[str, Cached], weights_path: str | None, done: dict, record, seed: int, epochs: int, alpha: float) -> None:
+    names = sorted(cached) if recipe.sources is None else [n for n in recipe.sources if n in cached]
+    for held in sorted(cached):
+        key = f"{recipe.name}/loso/{held}"
+        if key in done:
+            continue
+        t0 = time.time()
+        train = [(cached[n], np.ones(len(cached[n].label), bool)) for n in names if n != held]
+        x, y, w = training_set(train, recipe)
+        (probs,) = fit_and_predict(weights_path, x, y, w, [cached[held].centre], seed, epochs, alpha)
+        res = score(probs, cached[held], np.ones(len(probs), bool))
+        record(key, {"recipe": recipe.name, "held_out": held, "train_sources": [n for n in names if n != held], "n_views": len(x), "seconds": round(time.time() - t0), **res})
+    key = f"{recipe.name}/insource"
+    if key in done:
+        return
+    t0 = time.time()
+    train = [(cached[n], cached[n].split != "test") for n in names]
+    x, y, w = training_set(train, recipe)
+    tests = [cached[n] for n in sorted(cached)]
+    probs = fit_and_predict(weights_path, x, y, w, [c.centre[c.split == "test"] for c in tests], seed, epochs, alpha)
+    per = {c.name: score(p, c, c.split == "test") for c, p in zip(tests, probs, strict=True)}
+    record(key, {"recipe": recipe.name, "train_sources": names, "seconds": round(time.time() - t0), "test": per})
+
+
+def summary(results: dict) -> dict[str, dict]:
+    """Per recipe: primary LOSO AUC per source, their mean, and the in-source test AUCs."""
+    table: dict[str, dict] = {}
+    for key, r in results.items():
+        recipe, kind = key.split("/")[:2]
+        row = table.setdefault(recipe, {"loso": {}, "insource": {}})
+        if kind == "loso":
+            primary = "auc_melanoma" if r.get("auc_melanoma") is not None and r["held_out"] != "isic_archive_mixed" else "auc_malignant"
+            row["loso"][r["held_out"]] = r.get(primary)
+        else:
+            for src, m in r["test"].items():
+                row["insource"][src] = m.get("auc_melanoma") if m.get("auc_melanoma") is not None and src != "isic_archive_mixed" else m.get("auc_malignant")
+    for row in table.values():
+        vals = [v for v in row["loso"].values() if v is not None]
+        row["loso_mean"] = round(float(np.mean(vals)), 4) if vals else None
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.loso", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="source folders (each with labels.csv)")
+    p.add_argument("--weights", default=os.environ.get("BACKBONE_WEIGHTS"), help="ImageNet MobileNetV2 no-top .h5")
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--cache", required=True, help="folder for the per-source feature caches (reused)")
+    p.add_argument("--recipes", nargs="+", default=["today", "all7"], help=f"any of {sorted(RECIPES)}")
+    p.add_argument("--views", type=int, default=2, help="augmented views per image in the cache")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per fold (after one heads-only epoch)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--limit", type=int, default=None, help="images per source (smoke runs)")
+    p.add_argument("--out", required=True, help="JSON results; appended fold by fold, reruns skip finished folds")
+    args = p.parse_args(argv)
+    bad = [r for r in args.recipes if r not in RECIPES]
+    if bad:
+        p.error(f"unknown recipe(s) {bad}; known: {sorted(RECIPES)}")
+    if args.weights and not os.path.exists(args.weights):
+        p.error(f"--weights {args.weights} does not exist")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    results: dict = json.loads(out.read_text()) if out.exists() else {}
+    meta = {"cut": LOSO_CUT, "views": args.views, "epochs": args.epochs, "seed": args.seed, "ship_margin": SHIP_MARGIN, "limit": args.limit}
+    if results.get("_protocol", meta) != meta:
+        p.error(f"{out} was made with {results['_protocol']}, not {meta}: use another --out")
+    results["_protocol"] = meta
+
+    def record(key: str, value: dict) -> None:
+        results[key] = value
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        os.replace(tmp, out)
+        log(f"{key}: " + json.dumps({k: v for k, v in value.items() if k.startswith("auc") or k == "test"})[:400])
+
+    import keras
+
+    from training.features import FeatureExtractor
+    from training.model import build
+
+    lower = build(args.weights, alpha=args.alpha, cut=LOSO_CUT).lower
+    extractor = FeatureExtractor(lower)
+    cached: dict[str, Cached] = {}
+    for folder in args.data:
+        c = Cached.load(cache_source(folder, extractor, cache, args.views, args.seed, args.limit))
+        cached[c.name] = c
+    del extractor, lower
+    keras.backend.clear_session()
+    for name in args.recipes:
+        run_recipe(RECIPES[name], cached, args.weights, results, record, args.seed, args.epochs, args.alpha)
+    table = summary({k: v for k, v in results.items() if not k.startswith("_")})
+    for recipe, row in table.items():
+        print(f"{recipe:18s} LOSO mean {row['loso_mean']}  " + "  ".join(f"{k} {v}" for k, v in sorted(row["loso"].items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
