@@ -15,35 +15,35 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import handlers as h
-from bot.i18n import t
+from bot.i18n import local_date, local_time, number, percent, t
 from bot.review import REVIEW_CHOICES, Case, Review
 
 log = logging.getLogger(__name__)
 
 
-def _fmt(d: dict | None) -> str:
+def _fmt(d: dict | None, lang: str) -> str:
     if not d:
         return "—"
-    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+    return ", ".join(f"{k} {number(v, lang, '0.00')}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
 
 
 def case_text(lang: str, case: Case) -> str:
     s = case.submission
     top = sorted((s.probabilities or {}).items(), key=lambda kv: -kv[1])[:3]
-    verdicts = "; ".join(f"{v.verdict} ({v.reviewer[:6]}, {v.created_at:%Y-%m-%d}{': ' + v.note if v.note else ''})" for v in case.verdicts)
+    verdicts = "; ".join(f"{v.verdict} ({v.reviewer[:6]}, {local_date(v.created_at, lang)}{': ' + v.note if v.note else ''})" for v in case.verdicts)
     return t(
         lang,
         "admin.case",
         id=s.id,
-        date=f"{s.created_at:%Y-%m-%d %H:%M}",
+        date=local_time(s.created_at, lang),
         language=s.language,
         region=s.region or "—",
         model=s.model_version,
         risk=s.risk or "—",
-        malignancy="—" if s.malignancy is None else f"{s.malignancy:.3f}",
-        top=_fmt(dict(top)),
+        malignancy="—" if s.malignancy is None else number(s.malignancy, lang, "0.000"),
+        top=_fmt(dict(top), lang),
         reasons=", ".join(s.reasons) or "—",
-        quality=_fmt(s.quality),
+        quality=_fmt(s.quality, lang),
         followup=", ".join(k for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "✗"),
         verdicts=verdicts or "—",
     )
@@ -94,18 +94,18 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 def stats_text(lang: str, st: dict) -> str:
-    agreement = ", ".join(f"{m}: {a['agree']:.0%} (n={a['n']})" for m, a in st["agreement_by_model"].items()) or "—"
+    agreement = ", ".join(f"{m}: {percent(a['agree'], lang)} (n={a['n']})" for m, a in st["agreement_by_model"].items()) or "—"
     return t(
         lang,
         "admin.stats",
         days=st["days"],
         submissions=st["submissions"],
         accepted=st["accepted"],
-        rejected=_fmt(st["rejected_by_reason"]),
-        risk=_fmt(st["risk"]),
-        languages=_fmt(st["languages"]),
-        regions=_fmt(st["regions"]),
-        reviewed=f"{st['reviewed_share']:.0%}",
+        rejected=_fmt(st["rejected_by_reason"], lang),
+        risk=_fmt(st["risk"], lang),
+        languages=_fmt(st["languages"], lang),
+        regions=_fmt(st["regions"], lang),
+        reviewed=percent(st["reviewed_share"], lang),
         verdicts=st["verdicts"],
         disputed=st["disputed_cases"],
         agreement=html.escape(agreement),
@@ -127,9 +127,13 @@ async def on_review_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return  # a forged button press from a non-admin: nothing happens
     lang = (await h.user_state(update, context))["lang"]
     parts = (query.data or "").split(":")
-    if parts[1] == "next":
+    if parts == ["rv", "next"]:
         await query.edit_message_reply_markup(None)
         await _next(update, context, lang)
+        return
+    valid = len(parts) == 3 and parts[1].isdigit() and len(parts[1]) <= 10 and int(parts[1]) <= h.MAX_SID and parts[2] in REVIEW_CHOICES
+    if not valid:
+        log.warning("refused a malformed review button")
         return
     sid, verdict = int(parts[1]), parts[2]
     await query.edit_message_reply_markup(None)

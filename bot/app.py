@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from bot.storage import Storage
 from inference import Screener
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
+COMMANDS = h.COMMANDS
 
 
 class MessageRateLimiter(AIORateLimiter):
@@ -49,7 +50,8 @@ async def _post_shutdown(app: Application) -> None:
 def build_application(settings: Settings, screener: Screener | None = None) -> Application:
     screener = screener or Screener.load(settings.model_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage = Storage(settings.db_url, settings.photos_dir, settings.secret())
+    secret = settings.secret()
+    storage = Storage(settings.db_url, settings.photos_dir, secret)
     app = (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -68,6 +70,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         screener=screener,
         storage=storage,
         directory=referral.load(),
+        button_key=hashlib.sha256(b"buttons:" + secret).digest(),  # signs follow-up buttons
         executor=ThreadPoolExecutor(max_workers=settings.screening_workers, thread_name_prefix="screen"),
         limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
         slots=asyncio.Semaphore(settings.screening_workers * 8),

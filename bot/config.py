@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     pseudonym_secret: SecretStr = SecretStr("")  # empty: generated once into data_dir/pseudonym.secret
 
-    operator_name: str = "the maintainers of this open-source bot"
+    operator_name: str = ""  # empty: "the maintainers of this open-source bot", in each language
+    operator_name_kk: str = ""  # the operator's name in Kazakh / Russian, if it differs
+    operator_name_ru: str = ""
     operator_contact: str = ""
     retention_days: int = 365
 
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
         if not TOKEN_RE.match(token):
             return "TELEGRAM_BOT_TOKEN looks malformed: it should look like 123456789:AA... (digits, a colon, then 30+ letters, digits, - or _)."
         return None
+
+    def operator_name_for(self, lang: str) -> str:
+        """The operator's name in ``lang`` ("" → the catalogue's localized default)."""
+        return {"kk": self.operator_name_kk, "ru": self.operator_name_ru}.get(lang, "") or self.operator_name
 
     @property
     def db_url(self) -> str:

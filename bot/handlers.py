@@ -8,12 +8,16 @@ loop: screening, decoding and photo encoding run in the executor.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import html
 import logging
 import time
 from collections import defaultdict, deque
 
 from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -25,7 +29,8 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.i18n import LANGUAGES, pick_language, t
+from bot import advice
+from bot.i18n import LANGUAGES, local_time, pick_language, t, tn
 from bot.storage import CONSENT_NO, CONSENT_UNKNOWN, CONSENT_YES
 from inference.decode import encode_jpeg
 
@@ -36,6 +41,11 @@ MAX_DOWNLOAD = 20 * 1024 * 1024
 FOLLOWUP_SIGNS = ("changed", "grew", "bled", "itched", "hurt")
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 RISK_CODES = {"low": "l", "moderate": "m", "high": "h"}
+RISK_BY_CODE = {v: k for k, v in RISK_CODES.items()}
+#: Largest submission id a button may carry (the column is a 32-bit integer everywhere).
+MAX_SID = 2**31 - 1
+#: Commands in the menu, in this order (``bot.app`` sets the default menus).
+COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
 
 
 class RateLimiter:
@@ -100,27 +110,62 @@ def consent_keyboard(lang: str) -> InlineKeyboardMarkup:
 
 def consent_notice(lang: str, context: ContextTypes.DEFAULT_TYPE) -> str:
     s = context.bot_data["settings"]
-    operator = s.operator_name + (f" ({s.operator_contact})" if s.operator_contact else "")
-    return t(lang, "consent.notice", days=s.retention_days, operator=html.escape(operator))
+    name = s.operator_name_for(lang) or t(lang, "operator.default")
+    operator = name + (f" ({s.operator_contact})" if s.operator_contact else "")
+    return t(lang, "consent.notice", period=tn(lang, "period.up_to_days", s.retention_days), operator=html.escape(operator))
 
 
-def followup_keyboard(lang: str, sid: int, risk: str, mask: int) -> InlineKeyboardMarkup:
+def button_tag(context: ContextTypes.DEFAULT_TYPE, user_id: int, payload: str) -> str:
+    """8 characters of an HMAC over the user and the button's payload: a forged or replayed
+    button (another user's submission, a lower risk level) does not verify."""
+    mac = hmac.new(context.bot_data["button_key"], f"{user_id}:{payload}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:8]
+
+
+def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, risk: str, mask: int) -> InlineKeyboardMarkup:
+    payload = f"{sid}:{RISK_CODES[risk]}"
+    tag = button_tag(context, user_id, payload)
     rows = [
-        [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{sid}:{RISK_CODES[risk]}:{mask}:{i}")]
+        [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{payload}:{mask}:{i}:{tag}")]
         for i, sign in enumerate(FOLLOWUP_SIGNS)
     ]
-    rows.append([InlineKeyboardButton(t(lang, "followup.done"), callback_data=f"fu:{sid}:{RISK_CODES[risk]}:{mask}:d")])
+    rows.append([InlineKeyboardButton(t(lang, "followup.done"), callback_data=f"fu:{payload}:{mask}:d:{tag}")])
     return InlineKeyboardMarkup(rows)
 
 
-def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str | None) -> str:
+def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str) -> tuple[int, str, int, str] | None:
+    """(sid, risk, mask, action) of a follow-up button, or None unless every field is valid
+    and the tag proves this bot made the button for this user."""
+    parts = value.split(":")
+    if len(parts) != 5:
+        return None
+    sid_s, code, mask_s, action, tag = parts
+    if not (sid_s.isdigit() and len(sid_s) <= 10 and mask_s.isdigit() and len(mask_s) <= 2):
+        return None
+    sid, mask = int(sid_s), int(mask_s)
+    if sid > MAX_SID or mask >= 1 << len(FOLLOWUP_SIGNS) or code not in RISK_BY_CODE:
+        return None
+    if action != "d" and not (action.isdigit() and len(action) == 1 and int(action) < len(FOLLOWUP_SIGNS)):
+        return None
+    if not hmac.compare_digest(tag, button_tag(context, user_id, f"{sid}:{code}")):
+        return None
+    return sid, RISK_BY_CODE[code], mask, action
+
+
+def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str | None, full: bool = True) -> str:
+    """Where to go. ``full`` (moderate/high, /region): the region's centre, the main path, 1406,
+    103/112. Otherwise (low) the polyclinic path only."""
+    if not full:
+        return t(lang, "referral.path_low")
     region = context.bot_data["directory"].get(region_id)
     lines = []
     if region is None:
         lines.append(t(lang, "referral.no_region"))
+    elif not region.centres:
+        lines.append(t(lang, "referral.no_centre", region=region.name(lang)))
     else:
         for centre in region.centres:
-            lines.append(t(lang, "referral.region", region=region.name(lang), centre=centre.name(lang), city=region.city(lang)))
+            lines.append(t(lang, "referral.region", region=region.name(lang), centre=centre.name(lang)))
             extra = ", ".join(x for x in (centre.address, centre.phone, centre.website) if x)
             if extra:
                 lines[-1] += f" {html.escape(extra)}"
@@ -134,11 +179,21 @@ def result_text(lang: str, result, context: ContextTypes.DEFAULT_TYPE, region_id
         parts += [t(lang, f"reason.{code}") for code in result.reasons]
         parts += ["", t(lang, "reject.outro")]
         return "\n".join(parts)
-    parts = [t(lang, f"result.{result.risk}"), "", t(lang, f"next.{result.risk}")]
+    step = advice.next_step(result.risk)
+    parts = [t(lang, f"result.{result.risk}"), "", step.text(lang)]
     if result.top_class == "inflammatory":
         parts += ["", t(lang, "result.inflammatory")]
-    parts += ["", referral_text(lang, context, region_id), "", t(lang, "disclaimer")]
+    parts += ["", referral_text(lang, context, region_id, full=step.strength > 0), "", t(lang, "disclaimer")]
     return "\n".join(parts)
+
+
+async def set_chat_menu(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str) -> None:
+    """The command menu of this chat in the language the user picked (Telegram's own default
+    follows the app's language, not /language)."""
+    try:
+        await context.bot.set_my_commands([BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS], scope=BotCommandScopeChat(chat_id))
+    except TelegramError:
+        log.warning("could not set the chat's command menu")
 
 
 # ---------------------------------------------------------------- commands
@@ -195,19 +250,23 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     lines = [t(lang, "history.header")]
     for r in rows:
-        date = r.created_at.strftime("%Y-%m-%d %H:%M")
+        date = local_time(r.created_at, lang)
         lines.append(t(lang, "history.item", date=date, risk=t(lang, f"risk.{r.risk}")) if r.accepted else t(lang, "history.item_rejected", date=date))
     await update.effective_message.reply_text("\n".join(lines))
 
 
 async def region_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = (await user_state(update, context))["lang"]
-    regions = context.bot_data["directory"].regions
-    buttons = [InlineKeyboardButton(r.name(lang), callback_data=f"region:{r.id}") for r in regions]
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    await update.effective_message.reply_text(t(lang, "region.prompt"), reply_markup=InlineKeyboardMarkup(rows))
+    await update.effective_message.reply_text(t(lang, "region.prompt"), reply_markup=region_keyboard(context, lang))
     location = ReplyKeyboardMarkup([[KeyboardButton(t(lang, "region.share_button"), request_location=True)]], resize_keyboard=True, one_time_keyboard=True)
     await update.effective_message.reply_text("📍", reply_markup=location)
+
+
+def region_keyboard(context: ContextTypes.DEFAULT_TYPE, lang: str) -> InlineKeyboardMarkup:
+    """Regions sorted by their name in ``lang``, two short labels per row."""
+    regions = sorted(context.bot_data["directory"].regions, key=lambda r: r.button(lang).casefold())
+    buttons = [InlineKeyboardButton(r.button(lang), callback_data=f"region:{r.id}") for r in regions]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
 # ---------------------------------------------------------------- buttons
@@ -222,6 +281,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await save_user(update, context, language=value)
         await query.edit_message_reply_markup(None)
         await query.message.reply_text(t(value, "language_set") + "\n\n" + t(value, "help"), parse_mode=ParseMode.HTML)
+        await set_chat_menu(context, query.message.chat_id, value)
     elif kind == "consent" and value in ("yes", "no"):
         before = st["consent"]
         answer = CONSENT_YES if value == "yes" else CONSENT_NO
@@ -235,9 +295,13 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             gone = await context.bot_data["storage"].delete_user(update.effective_user.id)
             lang = st["lang"]
             context.user_data.clear()
-            await query.message.reply_text(t(lang, "delete.done", photos=gone.photos, results=gone.submissions), reply_markup=ReplyKeyboardRemove())
+            photos, results = tn(lang, "count.photos", gone.photos), tn(lang, "count.results", gone.submissions)
+            await query.message.reply_text(t(lang, "delete.done", photos=photos, results=results), reply_markup=ReplyKeyboardRemove())
         else:
             await query.message.reply_text(t(st["lang"], "delete.cancelled"))
+    elif kind == "region" and value == "list":
+        await query.edit_message_reply_markup(None)
+        await query.message.reply_text(t(st["lang"], "region.prompt"), reply_markup=region_keyboard(context, st["lang"]))
     elif kind == "region":
         region = context.bot_data["directory"].get(value)
         if region is not None:
@@ -255,13 +319,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str, st: dict) -> None:
     query = update.callback_query
-    sid_s, risk_code, mask_s, action = value.split(":")
-    sid, mask = int(sid_s), int(mask_s)
-    risk = {v: k for k, v in RISK_CODES.items()}[risk_code]
+    parsed = parse_followup(context, update.effective_user.id, value)
+    if parsed is None:
+        log.warning("refused a follow-up button that does not verify")
+        return
+    sid, risk, mask, action = parsed
     lang = st["lang"]
     if action != "d":
         mask ^= 1 << int(action)
-        await query.edit_message_reply_markup(followup_keyboard(lang, sid, risk, mask))
+        await query.edit_message_reply_markup(followup_keyboard(context, update.effective_user.id, lang, sid, risk, mask))
         return
     answers = {sign: bool(mask & (1 << i)) for i, sign in enumerate(FOLLOWUP_SIGNS)}
     await query.edit_message_reply_markup(None)
@@ -270,12 +336,11 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
             await context.bot_data["storage"].set_followup(update.effective_user.id, sid, answers)
         except Exception:
             log.exception("could not store follow-up answers")
-    if any(answers.values()):
-        # Any warning sign raises the advice to at least "see a doctor".
-        text = t(lang, "followup.raised") if risk == "low" else t(lang, f"next.{risk}")
-        await query.message.reply_text(text + "\n\n" + referral_text(lang, context, st.get("region")))
-    else:
-        await query.message.reply_text(t(lang, "followup.noted"))
+    # Never weaker than the result's own next step (bot/advice.py; tests/test_advice_flow.py).
+    preface, step = advice.after_followup(risk, any(answers.values()))
+    parts = ([t(lang, preface)] if preface else []) + [step.text(lang)]
+    parts += ["", referral_text(lang, context, st.get("region"), full=step.strength > 0)]
+    await query.message.reply_text("\n".join(parts))
 
 
 # ---------------------------------------------------------------- photos
@@ -285,13 +350,15 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     st = await user_state(update, context)
     loc = update.effective_message.location
     region = context.bot_data["directory"].nearest(loc.latitude, loc.longitude)  # used once, never stored
-    await save_user(update, context, region=region.id)
     lang = st["lang"]
-    centre = region.centres[0]
-    await update.effective_message.reply_text(
-        t(lang, "region.nearest", centre=centre.name(lang), city=region.city(lang), region=region.name(lang)) + "\n\n" + referral_text(lang, context, region.id),
-        reply_markup=ReplyKeyboardRemove(),
+    # Near a border the nearest administrative centre can be across it: ask before saving.
+    keyboard = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(t(lang, "region.confirm_yes", region=region.button(lang)), callback_data=f"region:{region.id}")],
+            [InlineKeyboardButton(t(lang, "region.confirm_other"), callback_data="region:list")],
+        ]
     )
+    await update.effective_message.reply_text(t(lang, "region.confirm", city=region.city(lang), region=region.name(lang)), reply_markup=keyboard)
 
 
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -350,7 +417,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     markup = None
     if result.accepted:
         text += "\n\n" + t(lang, "followup.question")
-        markup = followup_keyboard(lang, sid, result.risk, 0)
+        markup = followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
     if st["consent"] == CONSENT_UNKNOWN and not context.user_data.get("consent_asked"):
         # Someone who skipped /start is asked once; nothing was kept for this photo.

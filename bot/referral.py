@@ -1,14 +1,17 @@
 """Where to go, per region: read from ``bot/data/regions.json`` and validated on load.
 
 The file is data, not code: maintainers edit names or add verified contacts without touching
-Python.  A contact (address, phone, website) without a ``source`` is refused, so nobody ships
-an invented phone number.
+Python.  Every named centre must cite a ``source`` and the date it was ``checked``, so nobody
+ships an invented centre or phone number.  Several regions have no stand-alone oncology centre
+(their oncology sits inside a multi-profile hospital), and for some nothing is verified: those
+have no centre at all, and the bot names the polyclinic path only.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -31,13 +34,8 @@ class Centre(BaseModel):
     address: str | None = None
     phone: str | None = None
     website: str | None = None
-    source: str | None = None
-
-    @model_validator(mode="after")
-    def _contacts_need_a_source(self) -> Centre:
-        if (self.address or self.phone or self.website) and not self.source:
-            raise ValueError(f"{self.name.en}: contact details need a 'source' citing a public page")
-        return self
+    source: str = Field(min_length=3, description="the public page that names this centre")
+    checked: date = Field(description="when the source was last checked")
 
 
 class Region(BaseModel):
@@ -46,7 +44,14 @@ class Region(BaseModel):
     city: Names
     lat: float = Field(ge=40.0, le=56.0)  # Kazakhstan's latitude range
     lon: float = Field(ge=46.0, le=88.0)
-    centres: list[Centre] = Field(min_length=1)
+    centres: list[Centre] = Field(default_factory=list)  # empty: nothing verified, polyclinic path only
+
+    def button(self, lang: str) -> str:
+        """A short label for a region button: without «область» / «облысы» / "Region"."""
+        name = self.name(lang)
+        for word in (" облысы", "область ", " область", " Region"):
+            name = name.replace(word, "")
+        return name.strip()
 
 
 class Directory(BaseModel):

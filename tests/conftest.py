@@ -121,13 +121,13 @@ async def bot_factory(tmp_path, screener):
 
     running = []
 
-    async def start(**over):
+    async def start(screener_=None, **over):
         fake = FakeTelegram()
         await fake.start()
         settings = make_settings(tmp_path, fake, **over)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(upgrade, settings.db_url)
-        app = build_application(settings, screener)
+        app = build_application(settings, screener_ or screener)
         await app.initialize()
         await app.post_init(app)
         await app.start()

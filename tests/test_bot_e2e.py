@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.i18n import LANGUAGES, t
+from bot.advice import advice_text
+from bot.i18n import LANGUAGES, t, tn
 from bot.storage import Submission, User
 
 from .conftest import jpeg_bytes, needs_shared, real_images, skin_with_spot
@@ -89,13 +90,12 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
     assert not img.getexif() and "exif" not in img.info
 
     # follow-up: tick "it bled", then Done → stored, and the advice is at least "see a doctor"
-    h.fake.press(10, question, [b for b in buttons(question) if ":2" == b[1][-2:]][0][1], lang)
+    h.fake.press(10, question, [b for b in buttons(question) if b[1].split(":")[4] == "2"][0][1], lang)
     await _wait_edits(h, 1)
-    done = [b for b in buttons(question) if b[1].endswith(":d")][0][1].replace(":0:d", ":4:d")
+    done = [b for b in buttons(question) if b[1].split(":")[4] == "d"][0][1].replace(":0:d:", ":4:d:")
     h.fake.press(10, question, done, lang)
     (advice,) = await h.fake.replies(10, 1, since=n + 1)
-    risk = subs[0].risk
-    assert advice["text"].startswith(t(lang, "followup.raised") if risk == "low" else t(lang, f"next.{risk}"))
+    assert advice["text"].startswith(advice_text(lang, "followup.raised"))
     async with h.storage.sessions() as s:
         sub = (await s.scalars(select(Submission))).one()
         assert sub.followup == {"changed": False, "grew": False, "bled": True, "itched": False, "hurt": False}
@@ -216,7 +216,7 @@ async def test_delete_erases_rows_and_files(bot_factory, lang):
     assert confirm["text"] == t(lang, "delete.confirm")
     h.fake.press(60, confirm, "delete:yes", lang)
     (done,) = await h.fake.replies(60, 1, since=n + 1)
-    assert done["text"] == t(lang, "delete.done", photos=2, results=2)
+    assert done["text"] == t(lang, "delete.done", photos=tn(lang, "count.photos", 2), results=tn(lang, "count.results", 2))
     assert not any(Path(f).exists() for f in files)
     async with h.storage.sessions() as s:
         assert await s.scalar(select(func.count(Submission.id))) == 0
@@ -244,9 +244,24 @@ async def test_region_by_button_and_by_location(bot_factory, lang):
     (r,) = await h.fake.replies(70, 1, since=n + 2)
     directory = h.app.bot_data["directory"]
     assert directory.get("karaganda").name(lang) in r["text"] and "103" in r["text"]
+    labels = [b[0] for b in buttons(prompt)]
+    assert labels == sorted(labels, key=str.casefold), "region buttons are sorted by the localised name"
+    assert all(len(label) <= 24 for label in labels), labels  # fit two per row on a phone
+
+    # A shared location is only a suggestion: nothing is saved until the user confirms it.
     h.fake.send_location(70, 51.2, 51.4, lang)  # near Oral
-    (r,) = await h.fake.replies(70, 1, since=n + 3)
-    assert directory.get("west_kazakhstan").city(lang) in r["text"]
+    (ask,) = await h.fake.replies(70, 1, since=n + 3)
+    assert directory.get("west_kazakhstan").city(lang) in ask["text"]
+    assert [b[1] for b in buttons(ask)] == ["region:west_kazakhstan", "region:list"]
+    async with h.storage.sessions() as s:
+        assert (await s.scalars(select(User))).one().region == "karaganda"
+    h.fake.press(70, ask, "region:list", lang)
+    (again,) = await h.fake.replies(70, 1, since=n + 4)
+    assert len(buttons(again)) == 20
+    h.fake.press(70, ask, "region:west_kazakhstan", lang)
+    (r,) = await h.fake.replies(70, 1, since=n + 5)
+    # West Kazakhstan has no verified centre: the polyclinic path only, no invented centre.
+    assert t(lang, "referral.no_centre", region=directory.get("west_kazakhstan").name(lang)) in r["text"]
     async with h.storage.sessions() as s:
         assert (await s.scalars(select(User))).one().region == "west_kazakhstan"
 
@@ -262,6 +277,51 @@ async def test_language_switch_changes_later_answers(bot_factory):
     h.fake.send_text(80, "/help", "en")
     (r,) = await h.fake.replies(80, 1, since=n + 2)
     assert r["text"].startswith(t("kk", "help")[:40])
+    # The chat's own command menu follows /language, not the Telegram app's language.
+    import json
+
+    scoped = [c[1] for c in h.fake.calls if c[0] == "setMyCommands" and c[1].get("scope")]
+    assert len(scoped) == 1
+    scope, commands = (json.loads(v) if isinstance(v, str) else v for v in (scoped[0]["scope"], scoped[0]["commands"]))
+    assert scope == {"type": "chat", "chat_id": 80}
+    assert commands[0] == {"command": "start", "description": t("kk", "cmd.start")}
+
+
+async def test_forged_follow_up_buttons_are_refused_cheaply(bot_factory):
+    """A button is signed for its user and result: a forged mask, a lowered risk or another
+    user's submission id does nothing (and costs nothing: no ``1 << 4000000000``)."""
+    import time
+
+    h = await bot_factory()
+    n = await start_user(h, 85, "en", "yes")
+    _, data = accepted_photo(h)
+    h.fake.send_photo(85, data, "en")
+    (answer,) = await h.fake.replies(85, 1, since=n)
+    done = [b[1] for b in buttons(answer)][-1]
+    _, sid, risk, mask, action, tag = done.split(":")
+    lower = {"h": "m", "m": "l", "l": "m"}[risk]
+    forged = [
+        "fu:0:l:0:4000000000",
+        f"fu:{sid}:{risk}:0:4000000000:{tag}",
+        f"fu:{sid}:{risk}:99999999999999:d:{tag}",
+        f"fu:{sid}:{lower}:0:d:{tag}",  # a lower risk level
+        f"fu:{int(sid) + 1}:{risk}:0:d:{tag}",  # another submission
+        f"fu:{sid}:{risk}:0:d:{'0' * 8}",
+        "fu:::::",
+        "fu:" + "9" * 60,
+    ]
+    edits = len(h.fake.edits)
+    t0 = time.perf_counter()
+    for data_ in forged:
+        h.fake.press(85, answer, data_, "en")
+    h.fake.press(86, answer, done, "en")  # a valid button, pressed by someone else
+    await h.fake.quiet(85, n + 1, wait=1.0)
+    await h.fake.quiet(86, 0, wait=0.1)
+    assert time.perf_counter() - t0 < 3.0
+    assert len(h.fake.edits) == edits  # no keyboard was touched
+    h.fake.press(85, answer, done, "en")  # the real one still works
+    (advice,) = await h.fake.replies(85, 1, since=n + 1)
+    assert t("en", "disclaimer") not in advice["text"] and "doctor" in advice["text"]
 
 
 async def test_storage_failure_still_answers(bot_factory, caplog):

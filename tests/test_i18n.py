@@ -49,3 +49,69 @@ def test_medical_wording_never_says_you_have_cancer():
 @pytest.mark.parametrize("code, lang", [("kk", "kk"), ("kk-KZ", "kk"), ("ru", "ru"), ("ru-RU", "ru"), ("en", "en"), ("de", "en"), (None, "en"), ("rus", "en")])
 def test_language_from_telegram(code, lang):
     assert pick_language(code) == lang
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_plural_messages_have_every_form_of_the_language(lang):
+    from bot.i18n import plural_catalog, plural_rule
+
+    assert set(plural_catalog(lang)) == set(plural_catalog("en"))
+    nforms = plural_rule(lang)[0]
+    for key, forms in plural_catalog(lang).items():
+        assert len(forms) == nforms, (lang, key)
+        assert all("{n}" in f for f in forms if not (lang == "en" and f == "within a month")), (lang, key)
+
+
+@pytest.mark.parametrize(
+    "lang, key, expected",
+    [
+        ("ru", "period.up_to_days", ["1 дня", "2 дней", "5 дней", "21 дня", "31 дня"]),  # «не дольше N …»
+        ("ru", "count.photos", ["1 фотография", "2 фотографии", "5 фотографий", "21 фотография", "31 фотография"]),
+        ("ru", "count.results", ["1 результат", "2 результата", "5 результатов", "21 результат", "31 результат"]),
+        ("ru", "period.in_months", ["через 1 месяц", "через 2 месяца", "через 5 месяцев", "через 21 месяц", "через 31 месяц"]),
+        ("ru", "period.within_weeks", ["в течение 1 недели", "в течение 2 недель", "в течение 5 недель", "в течение 21 недели", "в течение 31 недели"]),
+        ("kk", "period.up_to_days", ["1 күннен", "2 күннен", "5 күннен", "21 күннен", "31 күннен"]),  # Kazakh: no plural after a numeral
+        ("kk", "count.photos", ["1 сурет", "2 сурет", "5 сурет", "21 сурет", "31 сурет"]),
+        ("en", "count.photos", ["1 photo", "2 photos", "5 photos", "21 photos", "31 photos"]),
+    ],
+)
+def test_plural_forms(lang, key, expected):
+    from bot.i18n import tn
+
+    assert [tn(lang, key, n) for n in (1, 2, 5, 21, 31)] == expected
+
+
+def test_retention_period_in_the_consent_notice_is_declined():
+    from bot.i18n import tn
+
+    assert "не дольше 21 дня" in t("ru", "consent.notice", period=tn("ru", "period.up_to_days", 21), operator="X")
+    assert "{days}" not in EN["consent.notice"]
+
+
+def test_times_are_shown_in_kazakhstan_local_time():
+    from datetime import UTC, datetime
+
+    from bot.i18n import local_time
+
+    stored = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)  # 01:30 on 2 March in Almaty (UTC+5)
+    assert local_time(stored, "ru") == "02.03.2026, 01:30"
+    assert local_time(stored, "kk").endswith("01:30") and "02.03" in local_time(stored, "kk")
+    assert local_time(stored.replace(tzinfo=None), "en") == "3/2/26, 1:30\u202fAM"  # naive = UTC, as the DB returns it
+
+
+def test_intervals_are_filled_into_the_advice_in_every_language():
+    from bot.advice import HIGH_WITHIN_WEEKS, LOW_RECHECK_MONTHS, advice_text
+
+    assert f"within {HIGH_WITHIN_WEEKS} weeks" in advice_text("en", "next.high")
+    assert f"в течение {HIGH_WITHIN_WEEKS} недель" in advice_text("ru", "next.high")
+    assert f"{HIGH_WITHIN_WEEKS} апта ішінде" in advice_text("kk", "next.high")
+    assert f"without waiting {LOW_RECHECK_MONTHS} months" in advice_text("en", "next.low")
+    assert "within a month" in advice_text("en", "next.moderate")
+
+
+def test_high_risk_wording_is_not_categorical():
+    assert "not necessarily" in t("en", "result.high")
+    assert "не обязательно" in t("ru", "result.high") and "пятно" in t("ru", "result.high")
+    assert "міндетті түрде" in t("kk", "result.high")
+    for lang, phrase in (("en", "Low risk is not no risk"), ("ru", "не значит нулевой"), ("kk", "мүлде жоқ екенін білдірмейді")):
+        assert phrase in t(lang, "result.low")
