@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -16,6 +15,7 @@ from bot.config import Settings
 from bot.i18n import LANGUAGES, t
 from bot.storage import Storage
 from inference import Screener
+from inference.pool import ScreeningPool
 
 log = logging.getLogger(__name__)
 COMMANDS = h.COMMANDS
@@ -35,7 +35,9 @@ class MessageRateLimiter(AIORateLimiter):
 
 
 async def _post_init(app: Application) -> None:
-    """The command menu in each language (English is the default for other languages)."""
+    """Workers loaded before the first photo; the command menu in each language (English is the
+    default for other languages)."""
+    await asyncio.to_thread(app.bot_data["pool"].warm_up)
     for lang in LANGUAGES:
         commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
@@ -43,7 +45,7 @@ async def _post_init(app: Application) -> None:
 
 async def _post_shutdown(app: Application) -> None:
     """In-flight screenings finish before the process exits; then the database is closed."""
-    await asyncio.to_thread(app.bot_data["executor"].shutdown, wait=True)
+    await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["storage"].close()
 
 
@@ -71,7 +73,8 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         storage=storage,
         directory=referral.load(),
         button_key=hashlib.sha256(b"buttons:" + secret).digest(),  # signs follow-up buttons
-        executor=ThreadPoolExecutor(max_workers=settings.screening_workers, thread_name_prefix="screen"),
+        pool=ScreeningPool(screener, workers=settings.screening_workers, memory_mb=settings.screening_memory_mb),
+        turns=h.UserTurns(),
         limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
     )

@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     webhook_secret_token: str = ""
 
     model_path: Path | None = None  # default: the model shipped in inference/model
-    screening_workers: int = 1  # measured best on 2 cores: one screening thread + the event loop (README)
-    concurrent_updates: int = 16
+    screening_workers: int = 1  # worker processes; measured best on 2 cores: one + the event loop (README)
+    screening_memory_mb: int = 400  # address space a worker may map beyond the loaded model
+    concurrent_updates: int = 64  # photos waiting for their user's turn hold a slot, so keep it high
     connection_pool_size: int = 64
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds

@@ -1,13 +1,15 @@
 """One small async callback per step of the conversation.
 
-Services live in ``context.bot_data`` (see ``bot.app``): ``settings``, ``screener``,
-``storage``, ``directory``, ``executor``, ``limiter``, ``slots``.  Nothing here blocks the event
-loop: screening, decoding and photo encoding run in the executor.
+Services live in ``context.bot_data`` (see ``bot.app``): ``settings``, ``screener``, ``pool``,
+``storage``, ``directory``, ``limiter``, ``slots``, ``turns``.  Nothing here blocks the event
+loop: screening, decoding and photo encoding run in the worker processes of ``pool``
+(``inference.pool``), one photo per user at a time (``UserTurns``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import html
@@ -32,7 +34,6 @@ from telegram.ext import ContextTypes
 from bot import advice
 from bot.i18n import LANGUAGES, local_time, pick_language, t, tn
 from bot.storage import CONSENT_NO, CONSENT_UNKNOWN, CONSENT_YES
-from inference.decode import encode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,30 @@ class RateLimiter:
         if warn:
             self.warned[user_id] = now
         return False, warn
+
+
+class UserTurns:
+    """One screening at a time per user, first come first served between users.
+
+    Without it, eight slow or hostile files from one account fill the worker queue and every
+    other user waits behind them; with it, that account holds at most one worker at a time.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, user_id: int):
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        self._users[user_id] = self._users.get(user_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[user_id] -= 1
+            if not self._users[user_id]:  # nobody waiting: forget the user (memory stays bounded)
+                del self._users[user_id], self._locks[user_id]
 
 
 # ---------------------------------------------------------------- helpers
@@ -385,7 +410,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
 
     bd = context.bot_data
-    async with bd["slots"]:  # bounds downloads + queued screenings held in memory
+    async with bd["turns"].turn(update.effective_user.id), bd["slots"]:  # one per user; bounds memory
         last = context.chat_data.get("typing_at", 0.0)
         if time.monotonic() - last > 4.0:  # Telegram shows it ~5 s; once is enough for an album
             context.chat_data["typing_at"] = time.monotonic()
@@ -393,8 +418,9 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         tg_file = await media.get_file()
         data = bytes(await tg_file.download_as_bytearray())
         keep = st["consent"] == CONSENT_YES
-        loop = asyncio.get_running_loop()
-        result, jpeg = await loop.run_in_executor(bd["executor"], _screen, bd["screener"], data, keep)
+        # In a worker process with a memory limit; for consenting users also re-encoded there
+        # without metadata (EXIF, GPS).
+        result, jpeg = await bd["pool"].screen(data, keep_jpeg=keep)
 
     sid = 0
     if keep:
@@ -427,13 +453,6 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> None:
     context.user_data["consent_asked"] = True
     await update.effective_message.reply_text(consent_notice(lang, context), parse_mode=ParseMode.HTML, reply_markup=consent_keyboard(lang))
-
-
-def _screen(screener, data: bytes, keep: bool):
-    """Runs in the executor: screen, and for consenting users re-encode without metadata."""
-    result, img = screener.screen_with_image(data)
-    jpeg = encode_jpeg(img.rgb) if keep and img is not None else None
-    return result, jpeg
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

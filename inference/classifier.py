@@ -36,6 +36,11 @@ class Classifier:
         # interpreter built from these bytes, so they are resolved once here, not per photo.
         self._input_index, self._probs_index, self._skin_index = self._resolve(self._interpreter())
 
+    @property
+    def model_bytes(self) -> bytes:
+        """The TFLite flatbuffer (what a worker process needs to load the same model)."""
+        return self._model
+
     def _interpreter(self) -> Interpreter:
         it = getattr(self._local, "interpreter", None)
         if it is None:

@@ -54,8 +54,9 @@ class QualityReport:
 
 
 def _check_view(rgb: np.ndarray) -> np.ndarray:
+    """The image at CHECK_SIDE on the short side, never more than 4 × CHECK_SIDE on the long one."""
     h, w = rgb.shape[:2]
-    scale = CHECK_SIDE / min(h, w)
+    scale = min(CHECK_SIDE / min(h, w), 4 * CHECK_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
@@ -117,6 +118,7 @@ def check(rgb: np.ndarray, original_size: tuple[int, int] | None = None, t: Thre
     report = QualityReport(values={"short_side": float(min(width, height))})
     if min(width, height) < t.min_short_side:
         report.reasons.append("too_small")
+        return report  # decided: nothing else is measured on a picture too small to judge
     view = _check_view(rgb)
     gray = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY)
     centre = _centre(gray, 0.6)

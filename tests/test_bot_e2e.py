@@ -343,13 +343,15 @@ async def test_a_crash_gets_a_polite_localized_answer(bot_factory):
     h = await bot_factory()
     n = await start_user(h, 95, "kk", "no")
 
-    def explode(*a, **kw):
+    async def explode(*a, **kw):
         raise RuntimeError("boom")
 
-    h.app.bot_data["screener"] = type("Broken", (), {"screen_with_image": explode})()
+    real = h.app.bot_data["pool"]
+    h.app.bot_data["pool"] = type("Broken", (), {"screen": explode})()
     h.fake.send_photo(95, jpeg_bytes(skin_with_spot()), "kk")
     (r,) = await h.fake.replies(95, 1, since=n)
     assert r["text"] == t("kk", "error") and "boom" not in r["text"]
+    h.app.bot_data["pool"] = real
 
 
 async def test_a_photo_without_start_is_answered_then_consent_is_asked_once(bot_factory):
