@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import asyncio
 import sys
 
 from pydantic import ValidationError
+
+from bot.runtime import StartupError, data_dir_problem, retry, secure_data_dir, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,21 +28,35 @@ def main(argv: list[str] | None = None) -> int:
     if problem and args.command == "run":
         print(problem, file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    token = settings.telegram_bot_token.get_secret_value()
+    setup_logging(settings.log_level, token)
+    try:
+        return run(args.command, settings)
+    except StartupError as exc:
+        print(str(exc).replace(token, "[redacted]") if token else str(exc), file=sys.stderr)
+        return 2
 
+
+def run(command: str, settings) -> int:
     from bot.migrate import upgrade
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.db_url)
-    if args.command == "migrate":
+    folder = settings.data_dir.resolve()
+    problem = data_dir_problem(folder)
+    if problem:
+        raise StartupError(problem)
+    secure_data_dir(folder)
+    retry("database " + settings.db_url_redacted, lambda: upgrade(settings.db_url), settings.startup_retries, settings.startup_retry_delay_s)
+    secure_data_dir(folder)  # a database file the migration just created: 0600
+    if command == "migrate":
         print("database is up to date")
         return 0
+    from telegram.error import InvalidToken
+
+    retry("Telegram Bot API", lambda: asyncio.run(_get_me(settings)), settings.startup_retries, settings.startup_retry_delay_s, fatal=(InvalidToken,))
 
     from bot.app import ALLOWED_UPDATES, build_application
 
-    app = build_application(settings)
+    app = build_application(settings, durable=not settings.webhook_url)
     if settings.webhook_url:
         app.run_webhook(
             listen=settings.webhook_listen,
@@ -50,8 +66,19 @@ def main(argv: list[str] | None = None) -> int:
             allowed_updates=ALLOWED_UPDATES,
         )
     else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        from bot.intake import Intake, serve
+
+        asyncio.run(serve(app, Intake(app, ALLOWED_UPDATES)))
     return 0
+
+
+async def _get_me(settings) -> None:
+    """The token is accepted and the Bot API reachable (InvalidToken: rejected, never retried)."""
+    from telegram import Bot
+
+    bot = Bot(settings.telegram_bot_token.get_secret_value(), base_url=settings.telegram_api_base_url, base_file_url=settings.telegram_file_base_url)
+    async with bot:
+        await bot.get_me()
 
 
 if __name__ == "__main__":

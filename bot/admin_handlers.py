@@ -59,7 +59,7 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, c
     caption = case_text(lang, case)
     markup = verdict_keyboard(lang, case.submission.id)
     sha = case.submission.photo_sha256
-    path = context.bot_data["storage"].photos.path(sha) if sha else None
+    path = context.bot_data["storage"].photos.find(case.submission.user_pseudonym, sha) if sha else None
     photo = await asyncio.to_thread(path.read_bytes) if path is not None and path.exists() else None
     if photo is not None and len(caption) <= 1024:
         await context.bot.send_photo(chat_id, photo, caption=caption, reply_markup=markup)

@@ -13,6 +13,7 @@ from bot import admin_handlers, referral
 from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES, t
+from bot.intake import InboxProcessor
 from bot.storage import Storage
 from inference import Screener
 from inference.pool import ScreeningPool
@@ -49,24 +50,30 @@ async def _post_shutdown(app: Application) -> None:
     await app.bot_data["storage"].close()
 
 
-def build_application(settings: Settings, screener: Screener | None = None) -> Application:
+def build_application(settings: Settings, screener: Screener | None = None, durable: bool = True) -> Application:
+    """``durable``: updates go through the inbox (``bot.intake``) and PTB's Updater is not used;
+    webhook mode passes False and uses PTB's webhook server."""
     screener = screener or Screener.load(settings.model_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = settings.secret()
     storage = Storage(settings.db_url, settings.photos_dir, secret)
-    app = (
+    processor = InboxProcessor(settings.concurrent_updates)
+    builder = (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .concurrent_updates(settings.concurrent_updates)
+        .concurrent_updates(processor)
         .connection_pool_size(settings.connection_pool_size)
         .pool_timeout(30)
         .rate_limiter(MessageRateLimiter(max_retries=3))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
-        .build()
     )
+    if durable:
+        builder = builder.updater(None)
+    app = builder.build()
+    processor.storage = storage
     app.bot_data.update(
         settings=settings,
         screener=screener,

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds
     log_level: str = "INFO"
+    startup_retries: int = 5  # Bot API and database at start-up: tries, with exponential backoff …
+    startup_retry_delay_s: float = 2.0  # … starting at this delay
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod
@@ -73,7 +75,19 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+        """The async driver's URL: ``postgresql://`` and ``sqlite://`` are mapped to asyncpg/aiosqlite."""
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"), ("sqlite://", "sqlite+aiosqlite://")):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @property
+    def db_url_redacted(self) -> str:
+        """For logs and messages: the URL without its password."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.db_url).render_as_string(hide_password=True)
 
     @property
     def photos_dir(self) -> Path:

@@ -440,6 +440,8 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.exception("could not store a submission")
     # One message per photo: the follow-up questions ride on the answer as its keyboard.
     text = result_text(lang, result, context, st.get("region"))
+    if update.update_id in bd.get("late_updates", ()):  # received before a restart: say it is late
+        text = t(lang, "late") + "\n\n" + text
     markup = None
     if result.accepted:
         text += "\n\n" + t(lang, "followup.question")

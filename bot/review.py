@@ -131,14 +131,15 @@ class Review:
         cutoff = now() - timedelta(days=older_than_days)
         async with self.storage.sessions.begin() as s:
             old = list(await s.scalars(select(Submission).where(Submission.created_at < cutoff)))
-            shas = {x.photo_sha256 for x in old if x.photo_sha256}
+            files = {(x.user_pseudonym, x.photo_sha256) for x in old if x.photo_sha256}
+            shas = {sha for _, sha in files}
             ids = [x.id for x in old]
             if ids:
                 await s.execute(delete(Verdict).where(Verdict.submission_id.in_(ids)))
                 await s.execute(delete(Submission).where(Submission.id.in_(ids)))
             kept = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
-        files = await asyncio.to_thread(self.storage.photos.remove_all, shas - kept)
-        return len(ids), files
+        removed = await asyncio.to_thread(self.storage.photos.remove_all, {f for f in files if f[1] not in kept})
+        return len(ids), removed
 
     async def export(self, out: Path, since: datetime | None = None, reviewed_only: bool = False) -> dict[str, int]:
         """Photos + ``labels.csv`` that ``training.data.read_source`` reads as one more source.
@@ -168,7 +169,7 @@ class Review:
             w = csv.writer(fh)
             w.writerow(["image", "label", "modality", "malignant", "group", "verdict", "model_risk", "model_top", "model_version", "created_at"])
             for sub in subs:
-                src = self.storage.photos.path(sub.photo_sha256)
+                src = self.storage.photos.find(sub.user_pseudonym, sub.photo_sha256)
                 if not src.exists():
                     counts["missing_file"] += 1
                     continue

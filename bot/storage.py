@@ -3,8 +3,9 @@
 Privacy rules enforced here, not in the handlers:
   * users are keyed by a pseudonym (HMAC-SHA256 of the Telegram id with a secret);
   * without consent only language, region and the consent answer are stored;
-  * photos are stored re-encoded (no EXIF/GPS), by content hash, written atomically;
-  * ``delete_user`` removes the rows and every file no other submission still refers to.
+  * photos are stored re-encoded (no EXIF/GPS), written atomically, in one folder per user
+    (named by the pseudonym), so ``delete_user`` removes that folder whatever a crash left in it;
+  * ``sweep`` (at start-up) removes ``.tmp-`` leftovers and files no row refers to.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import hashlib
 import hmac
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, delete, event, func, select
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,6 +68,19 @@ class Submission(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class InboxRow(Base):
+    """An update Telegram handed over and the bot has not answered yet (``bot.intake``).
+
+    It holds only what answering needs (names are removed), for the minutes until the answer;
+    ``/delete`` and retention remove a user's rows too."""
+
+    __tablename__ = "inbox"
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    payload: Mapped[dict] = mapped_column(JSON)
+
+
 @dataclass(frozen=True)
 class Deleted:
     submissions: int
@@ -73,18 +88,34 @@ class Deleted:
 
 
 class PhotoStore:
-    """Files under ``root/ab/abcdef….jpg``, named by the SHA-256 of their bytes."""
+    """Files under ``root/<pp>/<pseudonym>/<sha256>.jpg``: one folder per user, so a user's
+    files can always be found and removed, even those a crash left without a row.
+
+    Photos written before per-user folders (``root/<ab>/<sha>.jpg``) are still found and removed.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def path(self, sha: str) -> Path:
+    def folder(self, owner: str) -> Path:
+        return self.root / owner[:2] / owner
+
+    def path(self, owner: str, sha: str) -> Path:
+        return self.folder(owner) / f"{sha}.jpg"
+
+    def legacy_path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.jpg"
 
-    def put(self, jpeg: bytes) -> tuple[str, bool]:
+    def find(self, owner: str, sha: str) -> Path:
+        """Where the photo is (its user's folder, or the old shared layout)."""
+        path = self.path(owner, sha)
+        legacy = self.legacy_path(sha)
+        return legacy if not path.exists() and legacy.exists() else path
+
+    def put(self, owner: str, jpeg: bytes) -> tuple[str, bool]:
         """Store the bytes; returns (sha, created) — created is False when the file existed."""
         sha = hashlib.sha256(jpeg).hexdigest()
-        dest = self.path(sha)
+        dest = self.path(owner, sha)
         if dest.exists():
             return sha, False
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -100,16 +131,52 @@ class PhotoStore:
             raise
         return sha, True
 
-    def remove_all(self, shas: set[str]) -> int:
-        """Unlink several files (called through a thread: unlinks are blocking I/O)."""
-        return sum(self.remove(sha) for sha in shas)
+    def remove_all(self, files: set[tuple[str, str]]) -> int:
+        """Unlink several (owner, sha) files (called through a thread: unlinks are blocking I/O)."""
+        return sum(self.remove(owner, sha) for owner, sha in files)
 
-    def remove(self, sha: str) -> bool:
-        try:
-            self.path(sha).unlink()
-            return True
-        except FileNotFoundError:
-            return False
+    def remove(self, owner: str, sha: str) -> bool:
+        removed = False
+        for path in (self.path(owner, sha), self.legacy_path(sha)):
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def remove_owner(self, owner: str) -> int:
+        """Every file in the user's folder, whatever wrote it; returns how many photos went."""
+        folder = self.folder(owner)
+        if not folder.is_dir():
+            return 0
+        photos = 0
+        for path in folder.iterdir():
+            photos += path.suffix == ".jpg"
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+        return photos
+
+    def sweep(self, referenced: set[tuple[str, str]], grace_s: float = 3600.0) -> dict[str, int]:
+        """Remove ``.tmp-`` leftovers and photos no row refers to, once older than ``grace_s``
+        (a file younger than that may belong to a write in progress)."""
+        cutoff = time.time() - grace_s
+        shas = {sha for _, sha in referenced}
+        counts = {"tmp": 0, "unreferenced": 0}
+        if not self.root.is_dir():
+            return counts
+        for path in self.root.rglob("*"):
+            if not path.is_file() or path.stat().st_mtime > cutoff:
+                continue
+            rel = path.relative_to(self.root).parts
+            if path.name.startswith(".tmp-"):
+                counts["tmp"] += 1
+            elif len(rel) == 3 and (rel[1], path.stem) not in referenced or len(rel) == 2 and path.stem not in shas:
+                counts["unreferenced"] += 1
+            else:
+                continue
+            path.unlink(missing_ok=True)
+        return counts
 
 
 class Storage:
@@ -157,14 +224,14 @@ class Storage:
                 if user is None or user.consent != CONSENT_YES:
                     return None
                 # file write + fsync off the event loop; the row is only committed after the file exists
-                sha, created = await asyncio.to_thread(self.photos.put, jpeg) if jpeg else (None, False)
+                sha, created = await asyncio.to_thread(self.photos.put, user.pseudonym, jpeg) if jpeg else (None, False)
                 sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, **fields)
                 s.add(sub)
                 await s.flush()
                 return sub.id
         except BaseException:
-            if created:  # a photo no row refers to could never be found by /delete
-                await asyncio.to_thread(self.photos.remove, sha)
+            if created:  # a photo no row refers to: remove it now rather than at the next sweep
+                await asyncio.to_thread(self.photos.remove, self.pseudonym(telegram_id), sha)
             raise
 
     async def set_followup(self, telegram_id: int, submission_id: int, answers: dict[str, bool]) -> bool:
@@ -186,16 +253,51 @@ class Storage:
             return list(rows)
 
     async def delete_user(self, telegram_id: int) -> Deleted:
-        """Erase the user's rows, then every photo file no other submission refers to."""
+        """Erase the user's rows, then the user's photo folder (files a crash left there too)."""
         pseudo = self.pseudonym(telegram_id)
         async with self.sessions.begin() as s:
             shas = set(await s.scalars(select(Submission.photo_sha256).where(Submission.user_pseudonym == pseudo)))
             shas.discard(None)
             n = (await s.execute(delete(Submission).where(Submission.user_pseudonym == pseudo))).rowcount
             await s.execute(delete(User).where(User.pseudonym == pseudo))
+            await s.execute(delete(InboxRow).where(InboxRow.user_pseudonym == pseudo))
+            # photos in the old shared layout that another user's row still refers to stay
             still_used = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
-        removed = await asyncio.to_thread(self.photos.remove_all, shas - still_used)
+        removed = await asyncio.to_thread(self._remove_user_files, pseudo, shas - still_used)
         return Deleted(submissions=n, photos=removed)
+
+    def _remove_user_files(self, pseudo: str, legacy: set[str]) -> int:
+        removed = self.photos.remove_owner(pseudo)
+        for sha in legacy:
+            try:
+                self.photos.legacy_path(sha).unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    async def sweep(self, grace_s: float = 3600.0) -> dict[str, int]:
+        """Start-up clean-up of what a crash can leave: ``.tmp-`` files and unreferenced photos."""
+        async with self.sessions() as s:
+            rows = await s.execute(select(Submission.user_pseudonym, Submission.photo_sha256).where(Submission.photo_sha256.is_not(None)))
+            referenced = {(owner, sha) for owner, sha in rows}
+        return await asyncio.to_thread(self.photos.sweep, referenced, grace_s)
+
+    # ------------------------------------------------------------ durable intake
+
+    async def inbox_add(self, rows: list[tuple[int, int | None, dict]]) -> None:
+        """(update_id, telegram user id, payload) rows, committed before the updates are acknowledged."""
+        async with self.sessions.begin() as s:
+            for update_id, user_id, payload in rows:
+                await s.merge(InboxRow(update_id=update_id, user_pseudonym=None if user_id is None else self.pseudonym(user_id), payload=payload))
+
+    async def inbox_done(self, update_id: int) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(delete(InboxRow).where(InboxRow.update_id == update_id))
+
+    async def inbox_pending(self) -> list[InboxRow]:
+        async with self.sessions() as s:
+            return list(await s.scalars(select(InboxRow).order_by(InboxRow.update_id)))
 
     async def count_submissions(self) -> int:
         async with self.sessions() as s:

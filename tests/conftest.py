@@ -114,7 +114,8 @@ async def bot_factory(tmp_path, screener):
     """``await bot_factory(**settings)`` starts a bot; everything is stopped after the test."""
     import asyncio
 
-    from bot.app import build_application
+    from bot.app import ALLOWED_UPDATES, build_application
+    from bot.intake import Intake
     from bot.migrate import upgrade
 
     from .fake_telegram import FakeTelegram
@@ -130,14 +131,17 @@ async def bot_factory(tmp_path, screener):
         app = build_application(settings, screener_ or screener)
         await app.initialize()
         await app.post_init(app)
+        intake = Intake(app, ALLOWED_UPDATES, poll_timeout=1)  # the durable intake, as in production
+        await intake.recover()
         await app.start()
-        await app.updater.start_polling(poll_interval=0.0, timeout=1)
-        running.append((fake, app))
+        task = asyncio.create_task(intake.run())
+        running.append((fake, app, intake, task))
         return BotHarness(fake, app, settings)
 
     yield start
-    for fake, app in running:
-        await app.updater.stop()
+    for fake, app, intake, task in running:
+        intake.stop()
+        await task
         await app.stop()
         await app.post_shutdown(app)
         await app.shutdown()

@@ -31,6 +31,9 @@ class FakeTelegram:
         self.edits: list[dict] = []
         self.server = None
         self.port = 0
+        self.delivered: set[tuple[int, int]] = set()
+        self.acked = 0  # highest update_id the bot has acknowledged (Telegram forgets those)
+        self.valid_token: str | None = None  # set: any other token gets 401 Unauthorized
 
     # ------------------------------------------------------------ server
 
@@ -63,7 +66,11 @@ class FakeTelegram:
             return BOT
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
+            self.acked = max(self.acked, offset - 1)
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            for u in self.updates[:100]:  # (update_id, message_id) of what the bot has been given
+                if "message" in u:
+                    self.delivered.add((u["update_id"], u["message"]["message_id"]))
             deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)
             while not self.updates and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
@@ -215,6 +222,10 @@ class _Api(tornado.web.RequestHandler):
             params["_photo" if key in ("photo", "attach") or params.get("photo") == f"attach://{key}" else key] = files[0]["body"]
         if self.request.headers.get("Content-Type", "").startswith("application/json") and self.request.body:
             params.update(json.loads(self.request.body))
+        if self.fake.valid_token is not None and token != self.fake.valid_token:
+            self.set_status(401)
+            self.write({"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
         try:
             result = await self.fake.handle(method, params)
         except KeyError as exc:

@@ -85,7 +85,8 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
         assert user.consent == "yes" and user.consent_version == 1
         assert user.pseudonym == h.storage.pseudonym(10) and len(user.pseudonym) == 64  # keyed hash
         assert "telegram" not in {c.name for c in User.__table__.columns}
-    stored = h.storage.photos.path(subs[0].photo_sha256)
+    stored = h.storage.photos.path(subs[0].user_pseudonym, subs[0].photo_sha256)
+    assert stored.parent.name == subs[0].user_pseudonym  # one folder per user
     img = Image.open(stored)
     assert not img.getexif() and "exif" not in img.info
 

@@ -82,19 +82,20 @@ async def test_users_only_store_language_region_and_consent(storage):
     assert user.pseudonym == storage.pseudonym(5) != "5"
 
 
-async def test_delete_removes_rows_and_only_unshared_files(storage):
-    shared = encode_jpeg(skin_with_spot(size=(240, 320), seed=1))
+async def test_delete_removes_rows_and_the_users_folder(storage):
+    same = encode_jpeg(skin_with_spot(size=(240, 320), seed=1))  # both users send the same picture
     own = encode_jpeg(skin_with_spot(size=(240, 320), seed=2))
     for uid in (1, 2):
         await storage.upsert_user(uid, language="en", consent=CONSENT_YES)
-        await storage.add_submission(uid, shared, **result_fields())
+        await storage.add_submission(uid, same, **result_fields())
     await storage.add_submission(1, own, **result_fields(accepted=False, reasons=["blurry"], risk=None, probabilities=None, malignancy=None))
     files = sorted(storage.photos.root.rglob("*.jpg"))
-    assert len(files) == 2
+    assert len(files) == 3  # one copy per user: each user's files live in their own folder
 
     gone = await storage.delete_user(1)
-    assert (gone.submissions, gone.photos) == (2, 1)
+    assert (gone.submissions, gone.photos) == (2, 2)
     assert await storage.get_user(1) is None and await storage.history(1) == []
+    assert not storage.photos.folder(storage.pseudonym(1)).exists()
     left = sorted(storage.photos.root.rglob("*.jpg"))
     assert len(left) == 1 and await storage.count_submissions() == 1  # user 2's case keeps its file
     gone = await storage.delete_user(2)
@@ -105,9 +106,36 @@ def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
     from bot.storage import PhotoStore
 
     store = PhotoStore(tmp_path)
-    sha, created = store.put(b"abc")
-    assert created and store.path(sha).read_bytes() == b"abc" and store.put(b"abc") == (sha, False)
+    owner = "f" * 64
+    sha, created = store.put(owner, b"abc")
+    assert created and store.path(owner, sha).read_bytes() == b"abc" and store.put(owner, b"abc") == (sha, False)
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_sweep_removes_leftovers_and_unreferenced_files_after_the_grace_period(tmp_path):
+    import os
+    import time
+
+    from bot.storage import PhotoStore
+
+    store = PhotoStore(tmp_path)
+    a, b = "a" * 64, "b" * 64
+    kept, _ = store.put(a, b"kept")
+    orphan, _ = store.put(a, b"orphan")  # a crash between the file and its row
+    legacy = store.legacy_path("c" * 64)
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"old layout, no row")
+    tmp = store.folder(b) / ".tmp-crashed"
+    tmp.parent.mkdir(parents=True)
+    tmp.write_bytes(b"half")
+    fresh, _ = store.put(b, b"being written by another replica")
+    old = time.time() - 7200
+    for p in (store.path(a, kept), store.path(a, orphan), legacy, tmp):
+        os.utime(p, (old, old))
+    counts = store.sweep({(a, kept)}, grace_s=3600)
+    assert counts == {"tmp": 1, "unreferenced": 2}
+    assert store.path(a, kept).exists() and store.path(b, fresh).exists()
+    assert not store.path(a, orphan).exists() and not legacy.exists() and not tmp.exists()
 
 
 async def test_a_failed_database_write_leaves_no_orphan_photo(storage):

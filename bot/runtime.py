@@ -1,0 +1,124 @@
+"""Start-up and run-time safety: the data folder, the log, and one clear line when we cannot run.
+
+* The data folder is created 0700, its files 0600 (the database and the pseudonym secret
+  included); it must be writable and have free space, checked at start-up and every few minutes
+  while running, so the bot never promises storage that does not work.
+* Every log record passes :class:`Redact`: the bot token never appears, at any level, in
+  messages, arguments or httpx's request URLs. Library loggers that print raw updates (user ids,
+  names) stay at INFO even when ``LOG_LEVEL=DEBUG``.
+* A rejected token, an unreachable Bot API (after bounded retries), an unreachable database or a
+  read-only folder end the process with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+#: Below this much free space the bot stops keeping photos (the screening goes on).
+MIN_FREE_MB = 200
+#: Library loggers that log raw updates or request bodies at DEBUG.
+CHATTY = ("httpx", "httpcore", "telegram", "telegram.ext", "apscheduler", "alembic", "tornado")
+
+T = TypeVar("T")
+
+
+class StartupError(Exception):
+    """One line for the operator; ``python -m bot`` prints it and exits with code 2."""
+
+
+def data_dir_problem(folder: Path, min_free_mb: int = MIN_FREE_MB) -> str | None:
+    """None if ``folder`` can hold photos now, else one line that says why not."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"data folder {folder} cannot be created: {exc.strerror or exc}"
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return f"data folder {folder} is not writable: {exc.strerror or exc}"
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < min_free_mb:
+        return f"data folder {folder} has only {free_mb:.0f} MB free (need {min_free_mb} MB)"
+    return None
+
+
+def secure_data_dir(folder: Path) -> None:
+    """0700 for the folder and its sub-folders, 0600 for files (database, secret, photos)."""
+    os.umask(0o077)
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            path.chmod(0o700)
+        elif stat.S_ISREG(mode):
+            path.chmod(0o600)
+
+
+class Redact(logging.Filter):
+    """Replaces secrets (the bot token) in every record, whatever logger made it."""
+
+    def __init__(self, *secrets: str):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def _clean(self, value: object) -> object:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                value = value.replace(secret, "[redacted]")
+            return value
+        text = str(value)
+        return self._clean(text) if any(s in text for s in self.secrets) else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._clean(record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self._clean(a) for a in args)
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging(level: str, token: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    redact = Redact(token)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+    for name in CHATTY:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.INFO if name.startswith("telegram") else logging.WARNING, logging.getLogger().level))
+
+
+def retry(what: str, attempt: Callable[[], T], tries: int, first_delay: float, fatal: tuple[type[BaseException], ...] = ()) -> T:
+    """Call ``attempt`` until it succeeds, with exponential backoff; a ``fatal`` exception or the
+    last failure becomes a :class:`StartupError` naming ``what``."""
+    delay = first_delay
+    for i in range(1, tries + 1):
+        try:
+            return attempt()
+        except fatal as exc:
+            raise StartupError(f"{what}: {one_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - network and driver errors of every library
+            if i == tries:
+                raise StartupError(f"{what} after {tries} tries: {one_line(exc)}") from None
+            log.warning("%s failed (%s); retrying in %.0f s", what, one_line(exc), delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
