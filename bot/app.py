@@ -14,6 +14,7 @@ from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES, t
 from bot.intake import InboxProcessor
+from bot.runtime import data_dir_problem
 from bot.storage import Storage
 from inference import Screener
 from inference.pool import ScreeningPool
@@ -39,6 +40,13 @@ async def _post_init(app: Application) -> None:
     """Workers loaded before the first photo; the command menu in each language (English is the
     default for other languages)."""
     await asyncio.to_thread(app.bot_data["pool"].warm_up)
+    try:
+        swept = await app.bot_data["storage"].sweep()
+        if any(swept.values()):
+            log.info("start-up sweep of the photo store: %s", swept)
+    except Exception as exc:  # noqa: BLE001 - the database may be down at start-up: the bot still answers
+        log.warning("start-up sweep skipped (%s)", type(exc).__name__)
+    app.bot_data["storage_checker"] = asyncio.create_task(_watch_data_dir(app))
     for lang in LANGUAGES:
         commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
@@ -46,8 +54,25 @@ async def _post_init(app: Application) -> None:
 
 async def _post_shutdown(app: Application) -> None:
     """In-flight screenings finish before the process exits; then the database is closed."""
+    checker = app.bot_data.pop("storage_checker", None)
+    if checker is not None:
+        checker.cancel()
     await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["storage"].close()
+
+
+async def _watch_data_dir(app: Application, every_s: float = 60.0) -> None:
+    """Every minute: is the data folder still writable with free space? Photos are kept only
+    while it is, and the consent confirmation says so when it is not."""
+    settings = app.bot_data["settings"]
+    while True:
+        problem = await asyncio.to_thread(data_dir_problem, settings.data_dir)
+        if problem and app.bot_data.get("storage_ok", True):
+            log.error("%s: photos are not kept until this is fixed", problem)
+        elif not problem and not app.bot_data.get("storage_ok", True):
+            log.info("data folder writable again: photos are kept again")
+        app.bot_data["storage_ok"] = problem is None
+        await asyncio.sleep(every_s)
 
 
 def build_application(settings: Settings, screener: Screener | None = None, durable: bool = True) -> Application:

@@ -33,6 +33,7 @@ from telegram.ext import ContextTypes
 
 from bot import advice
 from bot.i18n import LANGUAGES, local_time, pick_language, t, tn
+from bot.runtime import within
 from bot.storage import CONSENT_NO, CONSENT_UNKNOWN, CONSENT_YES
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,22 @@ class UserTurns:
 # ---------------------------------------------------------------- helpers
 
 
+#: The longest a reply waits for the database (a locked SQLite file, a PostgreSQL that is down).
+DB_WAIT_S = 2.0
+
+
 async def user_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict:
-    """Language, consent and region of the sender, cached in user_data, read from storage once."""
+    """Language, consent and region of the sender, cached in user_data, read from storage once.
+
+    If the database does not answer within ``DB_WAIT_S``, the reply goes on with Telegram's
+    language and unknown consent (nothing is kept), and the state is read again next time."""
     ud = context.user_data
     if "lang" not in ud:
-        user = await context.bot_data["storage"].get_user(update.effective_user.id)
+        try:
+            user = await within(context.bot_data["storage"].get_user(update.effective_user.id), DB_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - locked, down, timed out: degrade, never fail
+            log.warning("database unavailable for a user read (%s): answering without it", type(exc).__name__)
+            return {"lang": pick_language(update.effective_user.language_code), "consent": CONSENT_UNKNOWN, "region": None, "db_down": True}
         if user is not None:
             ud.update(lang=user.language, consent=user.consent, region=user.region)
         else:
@@ -115,9 +127,20 @@ async def user_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict
     return ud
 
 
-async def save_user(update: Update, context: ContextTypes.DEFAULT_TYPE, **fields) -> None:
+async def save_user(update: Update, context: ContextTypes.DEFAULT_TYPE, **fields) -> bool:
+    """Remember the fields for this chat and store them; False if the database did not take them."""
     context.user_data.update({("lang" if k == "language" else k): v for k, v in fields.items()})
-    await context.bot_data["storage"].upsert_user(update.effective_user.id, **fields)
+    try:
+        await within(context.bot_data["storage"].upsert_user(update.effective_user.id, **fields), DB_WAIT_S)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not store user settings (%s)", type(exc).__name__)
+        return False
+
+
+def storage_ok(context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """The data folder was writable with free space at the last check (bot.app, every minute)."""
+    return context.bot_data.get("storage_ok", True)
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -310,9 +333,16 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif kind == "consent" and value in ("yes", "no"):
         before = st["consent"]
         answer = CONSENT_YES if value == "yes" else CONSENT_NO
-        await save_user(update, context, consent=answer)
+        saved = await save_user(update, context, consent=answer)
         await query.edit_message_reply_markup(None)
+        if not saved:  # the confirmation only promises what the storage did
+            lang = st["lang"]
+            context.user_data.pop("lang", None)  # read again next time
+            await query.message.reply_text(t(lang, "storage.down"))
+            return
         key = "consent.saved_yes" if answer == CONSENT_YES else ("consent.withdrawn" if before == CONSENT_YES else "consent.saved_no")
+        if answer == CONSENT_YES and not storage_ok(context):
+            key = "consent.saved_yes_unavailable"
         await query.message.reply_text(t(st["lang"], key))
     elif kind == "delete":
         await query.edit_message_reply_markup(None)
@@ -417,29 +447,33 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_chat_action(msg.chat_id, ChatAction.TYPING)
         tg_file = await media.get_file()
         data = bytes(await tg_file.download_as_bytearray())
-        keep = st["consent"] == CONSENT_YES
+        keep = st["consent"] == CONSENT_YES and storage_ok(context)
         # In a worker process with a memory limit; for consenting users also re-encoded there
         # without metadata (EXIF, GPS).
         result, jpeg = await bd["pool"].screen(data, keep_jpeg=keep)
 
-    sid = 0
+    sid, stored = 0, not (st.get("db_down") or st["consent"] == CONSENT_YES and not keep)
     if keep:
+        store = bd["storage"].add_submission(
+            update.effective_user.id,
+            jpeg,
+            accepted=result.accepted,
+            reasons=result.reasons,
+            quality=result.quality,
+            probabilities=result.probabilities,
+            risk=result.risk,
+            malignancy=result.malignancy,
+            model_version=result.model,
+        )
         try:
-            sid = await bd["storage"].add_submission(
-                update.effective_user.id,
-                jpeg,
-                accepted=result.accepted,
-                reasons=result.reasons,
-                quality=result.quality,
-                probabilities=result.probabilities,
-                risk=result.risk,
-                malignancy=result.malignancy,
-                model_version=result.model,
-            ) or 0
-        except Exception:  # the answer matters more than the log
-            log.exception("could not store a submission")
+            sid = await within(store, DB_WAIT_S) or 0
+        except Exception as exc:  # noqa: BLE001 - the answer matters more than the log
+            log.warning("could not store a submission (%s)", type(exc).__name__)
+            stored = False
     # One message per photo: the follow-up questions ride on the answer as its keyboard.
     text = result_text(lang, result, context, st.get("region"))
+    if not stored:
+        text += "\n\n" + t(lang, "storage.not_saved")
     if update.update_id in bd.get("late_updates", ()):  # received before a restart: say it is late
         text = t(lang, "late") + "\n\n" + text
     markup = None
@@ -447,7 +481,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text += "\n\n" + t(lang, "followup.question")
         markup = followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
-    if st["consent"] == CONSENT_UNKNOWN and not context.user_data.get("consent_asked"):
+    if st["consent"] == CONSENT_UNKNOWN and not st.get("db_down") and not context.user_data.get("consent_asked"):
         # Someone who skipped /start is asked once; nothing was kept for this photo.
         await ask_consent(update, context, lang)
 

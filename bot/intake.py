@@ -29,8 +29,12 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, SimpleUpdateProcessor
 
+from bot.runtime import within
+
 log = logging.getLogger(__name__)
 
+#: The longest the intake waits for the database before answering without the inbox.
+INBOX_WAIT_S = 2.0
 #: Keys removed (or blanked, where Telegram's types require them) from a stored update.
 _NAME_KEYS = ("last_name", "username", "title", "bio")
 
@@ -60,7 +64,7 @@ class InboxProcessor(SimpleUpdateProcessor):
         finally:
             if self.storage is not None and isinstance(update, Update):
                 try:
-                    await self.storage.inbox_done(update.update_id)
+                    await within(self.storage.inbox_done(update.update_id), INBOX_WAIT_S)
                 except Exception:  # noqa: BLE001 - answered anyway; the row is answered again after a restart
                     log.warning("could not remove update %s from the inbox", update.update_id)
 
@@ -97,7 +101,7 @@ class Intake:
     async def persist(self, updates: list[Update]) -> None:
         rows = [(u.update_id, u.effective_user.id if u.effective_user else None, scrub(u.to_dict())) for u in updates]
         try:
-            await self.storage.inbox_add(rows)
+            await within(self.storage.inbox_add(rows), INBOX_WAIT_S)
         except Exception:  # noqa: BLE001 - the answer matters more than durability
             log.warning("inbox write failed: answering %d update(s) without a crash guarantee", len(rows))
 
@@ -129,12 +133,12 @@ class Intake:
         if self.offset is not None:  # acknowledge what was persisted, so a clean restart does not re-fetch it
             try:
                 await self.app.bot.get_updates(offset=self.offset, timeout=0, allowed_updates=self.allowed_updates)
-            except Exception:  # noqa: BLE001 - re-fetched after the restart; the inbox deduplicates
-                pass
+            except Exception as exc:  # noqa: BLE001 - re-fetched after a restart, answered at least once
+                log.debug("final acknowledgement failed (%s)", type(exc).__name__)
 
     async def _sleep(self, seconds: float) -> None:
         try:
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+            await within(self.stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
 

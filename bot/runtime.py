@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Below this much free space the bot stops keeping photos (the screening goes on).
 MIN_FREE_MB = 200
-#: Library loggers that log raw updates or request bodies at DEBUG.
-CHATTY = ("httpx", "httpcore", "telegram", "telegram.ext", "apscheduler", "alembic", "tornado")
+#: Library loggers that log raw updates, request bodies or SQL parameters (the inbox holds chat ids) at DEBUG.
+CHATTY = ("httpx", "httpcore", "telegram", "telegram.ext", "apscheduler", "alembic", "tornado", "aiosqlite", "sqlalchemy", "asyncpg", "PIL")
 
 T = TypeVar("T")
 
@@ -122,3 +123,16 @@ def retry(what: str, attempt: Callable[[], T], tries: int, first_delay: float, f
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``awaitable``'s result, or TimeoutError after ``timeout`` seconds *without waiting for it
+    to wind down*: ``asyncio.wait_for`` would wait for the cancelled database call to finish its
+    clean-up, which behind a locked SQLite file is the full busy timeout again."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    return task.result()

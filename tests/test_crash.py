@@ -10,13 +10,11 @@ import asyncio
 import sqlite3
 import time
 
-import pytest
-
 from bot.i18n import t
 
 from .bot_process import BotProcess, bot_env
 from .conftest import jpeg_bytes, needs_shared, real_images
-from .fake_telegram import FakeTelegram, buttons
+from .fake_telegram import FakeTelegram
 
 pytestmark = needs_shared
 

@@ -1,0 +1,97 @@
+"""Start-up failures are one clear line and exit code 2; logs never carry the token or raw ids;
+the data folder is private (#10). ``python -m bot`` runs as a real process."""
+
+import asyncio
+import stat
+import subprocess
+
+import pytest
+
+from .bot_process import BotProcess, bot_env
+from .conftest import TOKEN, jpeg_bytes, needs_shared, skin_with_spot
+from .fake_telegram import FakeTelegram
+
+
+def one_line(output: str) -> str:
+    lines = [x for x in output.strip().splitlines() if x.strip() and " WARNING " not in x and " INFO " not in x]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output and TOKEN not in output
+    return lines[0]
+
+
+async def run_bot(env, tmp_path, timeout=60.0) -> tuple[int, str]:
+    bot = await BotProcess(env, tmp_path / "bot.log").start()
+    rc = await bot.run_to_exit(timeout)
+    return rc, bot.output()
+
+
+async def test_a_rejected_token_is_one_line_and_exit_2(tmp_path):
+    fake = FakeTelegram()
+    fake.valid_token = "999:another-token"
+    await fake.start()
+    try:
+        rc, out = await run_bot(bot_env(fake, tmp_path / "data"), tmp_path)
+    finally:
+        await fake.stop()
+    assert rc == 2
+    assert "Telegram Bot API" in one_line(out)
+
+
+async def test_an_unreachable_bot_api_is_retried_then_one_line(tmp_path):
+    rc, out = await run_bot(bot_env(None, tmp_path / "data", STARTUP_RETRIES="3"), tmp_path)
+    assert rc == 2
+    assert "after 3 tries" in one_line(out)
+    assert out.count("retrying in") == 2  # backoff, bounded
+
+
+async def test_an_unreachable_database_is_one_line_with_the_password_hidden(tmp_path):
+    env = bot_env(None, tmp_path / "data", DATABASE_URL="postgresql://bot:s3cret-pass@127.0.0.1:9/nothing")
+    rc, out = await run_bot(env, tmp_path)
+    assert rc == 2
+    line = one_line(out)
+    assert line.startswith("database postgresql+asyncpg://bot:***@127.0.0.1:9/nothing") and "s3cret-pass" not in out
+
+
+async def test_a_read_only_data_folder_is_one_line(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (not root); as root, chmod does not make a folder read-only")
+    try:
+        rc, out = await run_bot(bot_env(None, folder), tmp_path)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    assert rc == 2
+    assert "not writable" in one_line(out)
+
+
+@needs_shared
+async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_path):
+    fake = FakeTelegram()
+    await fake.start()
+    uid = 987654321
+    bot = await BotProcess(bot_env(fake, tmp_path / "data", LOG_LEVEL="DEBUG"), tmp_path / "bot.log").start()
+    try:
+        fake.send_text(uid, "/start", "ru")
+        fake.send_photo(uid, jpeg_bytes(skin_with_spot()), "ru")
+        for _ in range(600):
+            if len(fake.sent[uid]) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(fake.sent[uid]) >= 3
+        assert await bot.stop() == 0
+    finally:
+        if bot.proc.returncode is None:
+            await bot.kill()
+        await fake.stop()
+    out = bot.output()
+    assert " DEBUG " in out  # it really ran at DEBUG
+    assert TOKEN not in out and TOKEN.split(":")[1] not in out
+    assert str(uid) not in out and f"User{uid}" not in out
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("bot.sqlite3", "pseudonym.secret"):
+        path = data / name
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    assert (data / "bot.sqlite3").exists()
