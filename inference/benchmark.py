@@ -5,6 +5,9 @@ Measures, on whatever machine runs it:
   * the whole pipeline (decode + checks + classify) for a 1280x960 phone-sized JPEG, p50/p95,
   * photos/s with one worker thread per core,
   * peak RSS of this process, which has loaded the model like the bot does,
+  * with ``--hostile``: CPU time and peak memory of every file of the generated hostile corpus
+    (``inference.hostile``; targets 1 s and 300 MB per input), and the cost of containment:
+    the same pipeline through ``inference.pool`` (a worker process with a memory limit),
 and asserts nothing: targets live in the README next to the latest numbers.
 """
 
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference.benchmark", description=__doc__)
     p.add_argument("--image", type=Path, help="a lesion photo to upscale to 1280x960 (default: first PAD-UFES-20 image)")
     p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--hostile", action="store_true", help="also: the hostile corpus and the cost of worker-process containment")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -95,7 +99,55 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput, {workers} worker threads:    {rate:6.1f} photos/s")
     print(f"peak RSS of this serving process:    {rss_mb:6.1f} MB   (target ≤ 150)")
     print(f"TensorFlow imported while serving:   {'tensorflow' in sys.modules}")
+    if args.hostile:
+        hostile_report(screener, data, args.runs)
     return 0
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def hostile_report(screener: Screener, photo: bytes, runs: int) -> None:
+    """Per hostile input: CPU ms and peak MB above the resident set before it (malloc_trim'd, peak
+    reset through /proc/self/clear_refs); then pool vs in-process latency on the phone photo."""
+    import ctypes
+
+    from inference.hostile import corpus
+    from inference.pool import ScreeningPool
+
+    libc = ctypes.CDLL("libc.so.6")
+    print("\nhostile corpus (targets: ≤ 1000 ms CPU, ≤ 300 MB peak per input):")
+    worst_cpu = worst_mb = 0.0
+    for name, blob in corpus().items():
+        libc.malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")
+        rss0, cpu0 = _status_mb("VmRSS"), time.process_time()
+        result = screener.screen(blob)
+        cpu = (time.process_time() - cpu0) * 1000
+        peak = _status_mb("VmHWM") - rss0
+        worst_cpu, worst_mb = max(worst_cpu, cpu), max(worst_mb, peak)
+        print(f"  {name:40s} {len(blob):>9d} B  {cpu:6.0f} ms CPU  peak +{peak:5.0f} MB  {','.join(result.reasons) or 'accepted'}")
+    print(f"  worst: {worst_cpu:.0f} ms CPU, +{worst_mb:.0f} MB")
+
+    pool = ScreeningPool(screener, workers=1)
+    pool.warm_up()
+    inproc, pooled = [], []
+    for _ in range(runs // 2):
+        t = time.perf_counter()
+        screener.screen(photo)
+        inproc.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        pool.screen_blocking(photo, keep_jpeg=False)
+        pooled.append((time.perf_counter() - t) * 1000)
+    pid = next(iter(pool._executor._processes))
+    worker_rss = next(int(x.split()[1]) / 1024 for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    pool.close()
+    print(f"containment: pipeline p50 in-process {percentile(inproc, 50):6.2f} ms, in a worker process {percentile(pooled, 50):6.2f} ms"
+          f" (+{percentile(pooled, 50) - percentile(inproc, 50):.2f} ms: bytes over a pipe); worker RSS {worker_rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """``python -m tests.load_bot`` — load benchmark of the real bot through the fake Bot API server.
 
 (a) paced: 50 users send 4 photos each at 20 photos/s — every photo answered, p95 ≤ 1 s;
-(b) burst: the same 200 photos at once — all answered at ≥ 30 photos/s.
+(b) burst: the same 200 photos at once — all answered at ≥ 30 photos/s;
+(c) fairness: one account sends 8 of the heaviest hostile files (``inference.hostile``) as
+    documents while the other users send photos at 10/s — their p95 must stay under 2 s.
 Prints throughput, p50/p95 time to answer and the peak RSS of the bot process, which runs as
 ``python -m bot`` (settings from the environment: SCREENING_WORKERS, CONCURRENT_UPDATES, …).  Real PAD-UFES-20 photos at 1280x960, as Telegram compresses them.
 Not a test: numbers go to the README.
@@ -105,6 +107,8 @@ async def run(users: int, per_user: int, rate: float, consent_share: float = 0.5
         await scenario("paced", 1.0 / rate)
         await asyncio.sleep(1.0)
         await scenario("burst", 0.0)
+        await asyncio.sleep(1.0)
+        await fairness(fake, uids[1:], uids[0], imgs)
         stored = len(list((tmp / "data" / "photos").rglob("*.jpg")))
         print(f"stored photo files ({consent_share:.0%} of users consented): {stored}")
         print(f"peak RSS of the bot process: {_peak_rss_mb(bot.pid):.0f} MB   (target ≤ 250)")
@@ -117,6 +121,29 @@ async def run(users: int, per_user: int, rate: float, consent_share: float = 0.5
                 bot.kill()
         print(f"bot exited with code {bot.returncode} after SIGINT")
         await fake.stop()
+
+
+async def fairness(fake: FakeTelegram, others: list[int], attacker: int, imgs: list[bytes]) -> None:
+    from inference.hostile import corpus
+
+    heavy = sorted(corpus().items(), key=lambda kv: -len(kv[1]))
+    heavy = [kv for kv in heavy if "declaring" not in kv[0] and len(kv[1]) < 20 * 2**20][:8]
+    start = {uid: len(fake.sent[uid]) for uid in [*others, attacker]}
+    for name, blob in heavy:
+        fake.send_document(attacker, blob, name.replace(" ", "_") + ".png", "image/png")
+    pushed = {}
+    t0 = time.monotonic()
+    for i, uid in enumerate(others * 2):
+        await asyncio.sleep(max(0.0, t0 + i / 10.0 - time.monotonic()))
+        pushed[(uid, fake.send_photo(uid, imgs[i % len(imgs)]))] = time.monotonic()
+    for uid in others:
+        await fake.replies(uid, 2, since=start[uid], timeout=300)
+    await fake.replies(attacker, len(heavy), since=start[attacker], timeout=300)
+    answers = {(uid, m["reply_to"]): m["at"] for uid in others for m in fake.sent[uid][start[uid]:]}
+    lat = np.array([answers[k] - t for k, t in pushed.items()]) * 1000
+    hostile_done = max(m["at"] for m in fake.sent[attacker][start[attacker]:]) - t0
+    print(f"fairness: one user sends {len(heavy)} hostile files (all answered after {hostile_done:4.1f} s) while {len(others)} users send"
+          f" {len(pushed)} photos at 10/s: their p50 {np.percentile(lat, 50):5.0f} ms  p95 {np.percentile(lat, 95):5.0f} ms  max {lat.max():5.0f} ms  (target p95 < 2000)")
 
 
 def main(argv: list[str] | None = None) -> int:
