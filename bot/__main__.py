@@ -47,8 +47,9 @@ def run(command: str, settings) -> int:
     secure_data_dir(folder)
     retry("database " + settings.db_url_redacted, lambda: upgrade(settings.db_url), settings.startup_retries, settings.startup_retry_delay_s)
     secure_data_dir(folder)  # a database file the migration just created: 0600
+    check_secret(settings)
     if command == "migrate":
-        print("database is up to date")
+        print(f"database {settings.db_url_redacted} is up to date; data folder {folder}")
         return 0
     from telegram.error import InvalidToken
 
@@ -58,9 +59,12 @@ def run(command: str, settings) -> int:
 
     app = build_application(settings, durable=not settings.webhook_url)
     if settings.webhook_url:
+        from urllib.parse import urlsplit
+
         app.run_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
+            url_path=urlsplit(settings.webhook_url).path.strip("/"),  # a proxy forwards /tg unchanged: serve /tg
             webhook_url=settings.webhook_url,
             secret_token=settings.webhook_secret_token or None,
             allowed_updates=ALLOWED_UPDATES,
@@ -70,6 +74,28 @@ def run(command: str, settings) -> int:
 
         asyncio.run(serve(app, Intake(app, ALLOWED_UPDATES)))
     return 0
+
+
+def check_secret(settings) -> int:
+    """The pseudonym secret belongs to this database, or the bot does not start (never silently
+    regenerated: a new secret would orphan every stored user). Returns the number of users."""
+    from bot.storage import SecretMismatch, Storage
+
+    secret, created = settings.load_secret()
+
+    async def check() -> int:
+        storage = Storage(settings.db_url, settings.photos_dir, secret)
+        try:
+            return await storage.check_secret(created)
+        finally:
+            await storage.close()
+
+    try:
+        return retry("database " + settings.db_url_redacted, lambda: asyncio.run(check()), 1, 0, fatal=(SecretMismatch,))
+    except StartupError as exc:
+        if created:  # do not leave the wrong secret behind
+            settings.secret_path.unlink(missing_ok=True)
+        raise StartupError(f"{exc}. Restore {settings.secret_path} (or PSEUDONYM_SECRET) from your backup; see docs/operations.md") from None
 
 
 async def _get_me(settings) -> None:

@@ -41,12 +41,28 @@ async def _run(args: argparse.Namespace) -> int:
     from bot.config import Settings
     from bot.migrate import upgrade
     from bot.review import Review
-    from bot.storage import Storage
+    from bot.storage import SecretMismatch, Storage
 
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sqlite_file = settings.data_dir / "bot.sqlite3"
+    if not settings.database_url and not sqlite_file.exists():
+        # Run from the wrong folder, this used to create an empty database and a new secret.
+        print(f"no database at {sqlite_file} (DATA_DIR={settings.data_dir}): run it where the bot runs, or set DATA_DIR / DATABASE_URL", file=sys.stderr)
+        return 2
+    print(f"using database {settings.db_url_redacted} and data folder {settings.data_dir}", file=sys.stderr)
     await asyncio.to_thread(upgrade, settings.db_url)
-    storage = Storage(settings.db_url, settings.photos_dir, settings.secret())
+    try:
+        secret, _ = settings.load_secret(create=False)
+    except FileNotFoundError as exc:
+        print(f"{exc}: the admin tools never create one (set PSEUDONYM_SECRET or run in the bot's data folder)", file=sys.stderr)
+        return 2
+    storage = Storage(settings.db_url, settings.photos_dir, secret)
+    try:
+        await storage.check_secret(created_now=False)
+    except SecretMismatch as exc:
+        await storage.close()
+        print(f"{exc}: refusing to run", file=sys.stderr)
+        return 2
     review = Review(storage)
     try:
         if args.command == "export":

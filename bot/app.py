@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 
 from telegram import BotCommand, Update
@@ -40,6 +41,7 @@ async def _post_init(app: Application) -> None:
     """Workers loaded before the first photo; the command menu in each language (English is the
     default for other languages)."""
     await asyncio.to_thread(app.bot_data["pool"].warm_up)
+    log.info("%s", startup_summary(app))
     try:
         swept = await app.bot_data["storage"].sweep()
         if any(swept.values()):
@@ -59,6 +61,21 @@ async def _post_shutdown(app: Application) -> None:
         checker.cancel()
     await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["storage"].close()
+
+
+def startup_summary(app: Application) -> str:
+    """One line an operator can check at a glance: mode, database (no password), absolute data
+    folder, model version and card hash, languages, number of admins."""
+    import hashlib as _h
+
+    s: Settings = app.bot_data["settings"]
+    screener = app.bot_data["screener"]
+    card = _h.sha256(json.dumps(screener.card.raw, sort_keys=True).encode()).hexdigest()[:12]
+    mode = f"webhook {s.webhook_url_redacted}" if s.webhook_url else "polling (durable inbox)"
+    return (
+        f"starting: mode={mode} database={s.db_url_redacted} data={s.data_dir} model={screener.version} "
+        f"card_sha256={card} languages={','.join(LANGUAGES)} admins={len(s.admin_user_ids)} workers={s.screening_workers}"
+    )
 
 
 async def _watch_data_dir(app: Application, every_s: float = 60.0) -> None:

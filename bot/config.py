@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -19,7 +20,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_file_base_url: str = "https://api.telegram.org/file/bot"
-    data_dir: Path = Path("./data")
+    data_dir: Path = Path("./data")  # resolved to an absolute path once, at load
     database_url: str = ""  # empty: SQLite under data_dir
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     pseudonym_secret: SecretStr = SecretStr("")  # empty: generated once into data_dir/pseudonym.secret
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
             return [v]
         return v
 
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
     @field_validator("model_path", mode="before")
     @classmethod
     def _empty_is_default(cls, v: object) -> object:
@@ -83,6 +89,13 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def webhook_url_redacted(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.webhook_url)
+        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+    @property
     def db_url_redacted(self) -> str:
         """For logs and messages: the URL without its password."""
         from sqlalchemy.engine import make_url
@@ -93,13 +106,27 @@ class Settings(BaseSettings):
     def photos_dir(self) -> Path:
         return self.data_dir / "photos"
 
-    def secret(self) -> bytes:
-        """The pseudonym key: from the setting, else created once and kept in data_dir."""
+    @property
+    def secret_path(self) -> Path:
+        return self.data_dir / "pseudonym.secret"
+
+    def load_secret(self, create: bool = True) -> tuple[bytes, bool]:
+        """(the pseudonym key, whether it was created just now): from the setting, else the file
+        in data_dir, created once. ``Storage.check_secret`` refuses a new one for a database
+        that already has users."""
         if self.pseudonym_secret.get_secret_value():
-            return self.pseudonym_secret.get_secret_value().encode()
-        path = self.data_dir / "pseudonym.secret"
+            return self.pseudonym_secret.get_secret_value().encode(), False
+        path = self.secret_path
+        created = False
         if not path.exists():
+            if not create:
+                raise FileNotFoundError(f"no pseudonym secret at {path.resolve()}")
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            created = True
+        return path.read_text().strip().encode(), created
+
+    def secret(self) -> bytes:
+        return self.load_secret()[0]

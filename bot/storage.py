@@ -95,6 +95,18 @@ class InboxRow(Base):
     payload: Mapped[dict] = mapped_column(JSON)
 
 
+class Meta(Base):
+    """Facts about this installation, e.g. the fingerprint of the pseudonym secret."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class SecretMismatch(Exception):
+    """The pseudonym secret does not belong to this database: starting would orphan every user."""
+
+
 @dataclass(frozen=True)
 class Deleted:
     submissions: int
@@ -208,6 +220,25 @@ class Storage:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def check_secret(self, created_now: bool) -> int:
+        """Refuse a secret that is not the one this database's users were keyed with.
+
+        A lost or replaced secret makes every stored user unreachable: ``/delete`` could no
+        longer find their data. The database keeps an HMAC fingerprint of its secret; a database
+        from before the fingerprint, with users, accepts only a secret that already existed.
+        Returns the number of users."""
+        fingerprint = hmac.new(self._secret, b"kz-skin-screening secret fingerprint", hashlib.sha256).hexdigest()
+        async with self.sessions.begin() as s:
+            users = int(await s.scalar(select(func.count(User.pseudonym))) or 0)
+            row = await s.get(Meta, "secret_fingerprint")
+            if row is None:
+                if users and created_now:
+                    raise SecretMismatch(f"the database already has {users} users, but the pseudonym secret was just created")
+                s.add(Meta(key="secret_fingerprint", value=fingerprint))
+            elif not hmac.compare_digest(row.value, fingerprint):
+                raise SecretMismatch(f"the pseudonym secret is not the one this database's {users} users were keyed with")
+        return users
 
     async def get_user(self, telegram_id: int) -> User | None:
         async with self.sessions() as s:

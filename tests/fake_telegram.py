@@ -75,7 +75,7 @@ class FakeTelegram:
             while not self.updates and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             return self.updates[:100]
-        if method in ("deleteWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction", "deleteMyCommands"):
+        if method in ("deleteWebhook", "setWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction", "deleteMyCommands"):
             return True
         if method == "getFile":
             fid = params["file_id"]

@@ -12,7 +12,7 @@ from .conftest import ROOT, TOKEN
 
 
 def run_bot(tmp_path, *args, **env):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR", "PSEUDONYM_SECRET"))}
     clean.update(env)
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path, env=clean, timeout=120, check=False)
 
@@ -73,3 +73,33 @@ def test_ci_runs_the_readme_test_command_verbatim():
     run_cmd = next(b for b in blocks if b.endswith("python -m bot"))
     assert (ROOT / ".ci" / "run").read_text().strip().endswith(test_cmd)
     assert "pip install -e ." in run_cmd and "[test]" not in run_cmd  # serving needs no test extras
+
+
+def test_a_new_secret_for_a_database_with_users_is_refused(tmp_path):
+    """A lost or replaced pseudonym secret would orphan every user (/delete could not find
+    them): the bot refuses to start and leaves no new secret behind."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.storage import Storage
+
+    data = tmp_path / "data"
+    clean = {"DATA_DIR": str(data)}
+    assert run_bot(tmp_path, "migrate", **clean).returncode == 0
+    settings = Settings(_env_file=None, data_dir=data)
+    secret = settings.secret_path.read_bytes()
+
+    async def add_user():
+        storage = Storage(settings.db_url, settings.photos_dir, secret.strip())
+        await storage.upsert_user(1, language="ru")
+        await storage.close()
+
+    asyncio.run(add_user())
+    settings.secret_path.unlink()  # lost (not in the backup)
+    proc = run_bot(tmp_path, "migrate", **clean)
+    assert proc.returncode == 2 and "pseudonym secret is not the one this database" in proc.stderr and "Traceback" not in proc.stderr
+    assert not settings.secret_path.exists()
+    proc = run_bot(tmp_path, "migrate", **clean, PSEUDONYM_SECRET="some-other-secret")
+    assert proc.returncode == 2 and "not the one" in proc.stderr
+    settings.secret_path.write_bytes(secret)  # restored
+    assert run_bot(tmp_path, "migrate", **clean).returncode == 0

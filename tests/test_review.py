@@ -119,13 +119,37 @@ async def _seed(tmp_path):
     return ids
 
 
+def _install(tmp_path):
+    """What ``python -m bot migrate`` leaves: the database and the secret."""
+    from bot.config import Settings
+    from bot.migrate import upgrade
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    settings.load_secret()
+
+
+def test_cli_run_elsewhere_creates_nothing(tmp_path, monkeypatch, capsys):
+    """Run from another folder, the admin tools used to create an empty database and a NEW
+    secret, then report zeros; now they say where they looked and stop."""
+    from bot.admin import main
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["stats"]) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, capsys):
     from bot.admin import main
     from training.data import read_source
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main(["stats"]) == 0  # creates the database and the secret
+    _install(tmp_path)
+    assert main(["stats"]) == 0
     asyncio.run(_seed(tmp_path))
     out = tmp_path / "export"
     assert main(["export", "--out", str(out), "--reviewed-only"]) == 0
@@ -147,6 +171,7 @@ def test_cli_purge_deletes_rows_and_files(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    _install(tmp_path)
     assert main(["stats"]) == 0
     asyncio.run(_seed(tmp_path))
     photos = tmp_path / "data" / "photos"

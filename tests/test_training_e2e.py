@@ -114,3 +114,47 @@ def test_cli_reports_an_unknown_views_source_as_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "['isic']" in err and "pad_ufes20" in err and "Traceback" not in err
     assert not (tmp_path / "splits.csv").exists()
+
+
+WEIGHTS_05 = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
+
+
+@needs_shared
+@pytest.mark.skipif(not WEIGHTS_05.exists(), reason=f"backbone weights not found at {WEIGHTS_05}")
+def test_loso_protocol_scores_every_held_out_source_and_resumes(tmp_path, capsys):
+    """A tiny leave-one-source-out run over three sources: each held out once, the in-source
+    fit scored on every test split, and a rerun trains nothing new."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    from training.loso import main
+
+    out = tmp_path / "loso.json"
+    args = ["--data", str(DATA / "ham10000"), str(DATA / "pad_ufes20"), str(DATA / "bcn20000"), "--weights", str(WEIGHTS_05),
+            "--cache", str(tmp_path / "cache"), "--limit", "40", "--epochs", "1", "--recipes", "today", "all7", "--out", str(out)]
+    assert main(args) == 0
+    res = json.loads(out.read_text())
+    assert {k for k in res if "/loso/" in k} == {f"{r}/loso/{s}" for r in ("today", "all7") for s in ("ham10000", "pad_ufes20", "bcn20000")}
+    # "today" never trains on the new source, so with bcn20000 held out it trains on the other two;
+    # with ham10000 held out it trains on pad_ufes20 alone.
+    assert res["today/loso/ham10000"]["train_sources"] == ["pad_ufes20"]
+    assert res["all7/loso/ham10000"]["train_sources"] == ["bcn20000", "pad_ufes20"]
+    assert set(res["all7/insource"]["test"]) == {"ham10000", "pad_ufes20", "bcn20000"}
+    assert res["all7/loso/bcn20000"]["auc_melanoma"] is None or 0 <= res["all7/loso/bcn20000"]["auc_melanoma"] <= 1
+    before = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0  # resumed: every fold is already there
+    assert out.stat().st_mtime_ns == before
+    assert "LOSO mean" in capsys.readouterr().out
+    assert main(["--data", "x", "--cache", "x", "--out", str(out), "--markdown"]) == 0
+    assert "| today |" in capsys.readouterr().out
+
+
+@needs_shared
+def test_new_sources_are_read_with_their_own_grouping():
+    from training.data import read_source
+
+    bcn = read_source(DATA / "bcn20000")
+    assert bcn.name == "bcn20000" and len({s.group for s in bcn.samples}) < len(bcn.samples)  # several images per lesion
+    mixed = read_source(DATA / "isic_archive_mixed")
+    assert {s.modality for s in mixed.samples} == {"dermoscopy", "clinical"}
+    isic2020 = read_source(DATA / "isic2020")
+    assert isic2020.name == "isic2020" and len({s.group for s in isic2020.samples}) == 130  # by patient

@@ -265,6 +265,30 @@ def summary(results: dict) -> dict[str, dict]:
     return table
 
 
+def markdown(results: dict, baseline: str = "today") -> str:
+    """The card's LOSO table: primary AUC per held-out source, the mean, in-source test, and the
+    ship-rule verdict of every recipe against ``baseline``."""
+    table = summary({k: v for k, v in results.items() if not k.startswith("_")})
+    sources = sorted({s for row in table.values() for s in row["loso"]})
+    head = "| recipe | " + " | ".join(sources) + " | mean LOSO | Δ vs " + baseline + " |"
+    lines = [head, "|" + "---|" * (len(sources) + 3)]
+    base = table.get(baseline, {}).get("loso_mean")
+    for name, row in table.items():
+        cells = [f"{row['loso'].get(s):.3f}" if row["loso"].get(s) is not None else "—" for s in sources]
+        mean = row["loso_mean"]
+        if len(row["loso"]) < len(sources):  # a recipe whose folds are not all done yet
+            lines.append(f"| {name} (partial) | " + " | ".join(cells) + " | — | — |")
+            continue
+        delta = "—" if base is None or mean is None or name == baseline else f"{mean - base:+.3f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean:.3f} | {delta} |")
+    lines += ["", "In-source test (trained on every source's train+val split, same proxy):", ""]
+    lines.append("| recipe | " + " | ".join(sources) + " |")
+    lines.append("|" + "---|" * (len(sources) + 1))
+    for name, row in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row['insource'].get(s):.3f}" if row["insource"].get(s) is not None else "—" for s in sources) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.loso", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="source folders (each with labels.csv)")
@@ -277,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--limit", type=int, default=None, help="images per source (smoke runs)")
     p.add_argument("--out", required=True, help="JSON results; appended fold by fold, reruns skip finished folds")
+    p.add_argument("--markdown", action="store_true", help="only print the card's table from --out (no training)")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return 0
     bad = [r for r in args.recipes if r not in RECIPES]
     if bad:
         p.error(f"unknown recipe(s) {bad}; known: {sorted(RECIPES)}")
