@@ -90,6 +90,13 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     r = screener.screen(jpeg_bytes(img), force=True)
     assert r.model == "test-run" and abs(sum(r.probabilities.values()) - 1) < 1e-3
 
+    # A rerun into the same folder (after an interruption, say) reuses the feature maps and the
+    # finished epochs instead of starting over.
+    capsys.readouterr()
+    train(cfg)
+    err = capsys.readouterr().err
+    assert "reusing the feature maps" in err and "resuming after fine-tune epoch 1" in err
+
 
 @needs_shared
 def test_views_for_an_unknown_source_are_refused(tmp_path):
@@ -158,3 +165,46 @@ def test_new_sources_are_read_with_their_own_grouping():
     assert {s.modality for s in mixed.samples} == {"dermoscopy", "clinical"}
     isic2020 = read_source(DATA / "isic2020")
     assert isic2020.name == "isic2020" and len({s.group for s in isic2020.samples}) == 130  # by patient
+
+
+def test_fit_step_resumes_after_an_interruption(tmp_path, capsys):
+    """Kill the training after its third epoch; the rerun continues with the fourth, from the
+    saved weights, instead of starting over."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    import keras
+
+    from training.fit import Schedule, fit_top
+    from training.model import build
+
+    class Interrupt(keras.callbacks.Callback):
+        def __init__(self, after: int):
+            super().__init__()
+            self.after, self.seen = after, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen += 1
+            if self.seen == self.after:
+                raise KeyboardInterrupt  # what a kill looks like to the run: it stops here
+
+    keras.utils.set_random_seed(0)
+    top = build(None, alpha=0.35, cut="block_15_add").top
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, *top.input.shape[1:])).astype(np.float32)
+    y = {"diagnosis": rng.integers(0, 7, 64), "skin": np.ones(64, np.float32)}
+    w = {"diagnosis": np.ones(64, np.float32), "skin": np.ones(64, np.float32)}
+    schedule = Schedule(epochs_head=1, epochs_finetune=3, batch=32)
+    ckpt = tmp_path / "checkpoint"
+    interrupt = Interrupt(after=3)  # heads 1 + fine-tune 2 done, fine-tune 3 not started
+    with pytest.raises(KeyboardInterrupt):
+        fit_top(top, x, y, w, schedule, checkpoint=ckpt, verbose=0, callbacks=(interrupt,))
+    progress = json.loads((ckpt / "progress.json").read_text())
+    assert progress["stage"] == "fine-tune" and progress["epochs_done"] == 2
+    saved = [v.copy() for v in top.get_weights()]
+
+    fresh = build(None, alpha=0.35, cut="block_15_add").top
+    capsys.readouterr()
+    fit_top(fresh, x, y, w, schedule, checkpoint=ckpt, verbose=0)
+    err = capsys.readouterr().err
+    assert "resuming after fine-tune epoch 2" in err and "stage fine-tune: 1 of 3 epochs" in err and "stage heads" not in err
+    assert json.loads((ckpt / "progress.json").read_text())["epochs_done"] == 3
+    assert any(not np.allclose(a, b) for a, b in zip(saved, fresh.get_weights(), strict=True))  # it trained on from there

@@ -185,24 +185,18 @@ def weights(y: np.ndarray, src: np.ndarray, recipe: Recipe) -> np.ndarray:
 
 
 def fit_and_predict(weights_path: str | None, x: np.ndarray, y: np.ndarray, w: np.ndarray, scored: list[np.ndarray], seed: int, epochs: int, alpha: float) -> list[np.ndarray]:
-    """Fine-tune block_16 + Conv_1 + heads on cached maps; softmax outputs for each of ``scored``."""
+    """Fine-tune block_16 + Conv_1 + heads on cached maps (the full training's own fit step,
+    without the skin head); softmax outputs for each of ``scored``."""
     import keras
 
+    from training.fit import Schedule, fit_top
     from training.model import build
 
     keras.utils.set_random_seed(seed)
     top = build(weights_path, alpha=alpha, cut=LOSO_CUT).top
-    conv = [lyr for lyr in top.layers if lyr.weights and not isinstance(lyr, keras.layers.BatchNormalization) and lyr.name not in ("diagnosis_logits", "skin")]
-    batch = 128
-    steps = int(np.ceil(len(x) / batch))
     targets = {"diagnosis": y, "skin": np.ones(len(y), np.float32)}
-    losses = {"diagnosis": keras.losses.SparseCategoricalCrossentropy(), "skin": keras.losses.BinaryCrossentropy()}
-    for stage, n_epochs, lr in (("heads", 1, 1e-3), ("fine-tune", epochs, 3e-4)):
-        for lyr in conv:
-            lyr.trainable = stage == "fine-tune"
-        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, n_epochs * steps), alpha=0.02)
-        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights={"diagnosis": 1.0, "skin": 0.0})
-        top.fit(x, targets, sample_weight={"diagnosis": w, "skin": np.zeros_like(w)}, batch_size=batch, epochs=n_epochs, shuffle=True, verbose=0)
+    weights_ = {"diagnosis": w, "skin": np.zeros_like(w)}
+    fit_top(top, x, targets, weights_, Schedule(epochs_head=1, epochs_finetune=epochs, batch=128, loss_weights=(1.0, 0.0)), verbose=0)
     return [top.predict(s, batch_size=512, verbose=0)["diagnosis"] for s in scored]
 
 

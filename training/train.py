@@ -12,6 +12,7 @@ Writes into ``--out``: ``splits.csv``, ``model.tflite``, ``model_card.json``, ``
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from training.data import (
     write_splits,
 )
 from training.features import FeatureExtractor, to_tflite, views_of
+from training.fit import Schedule, fit_top
 from training.model import CUT_LAYER, build
 
 #: Augmented training views per image, per source: small phone/clinical sources get more, so
@@ -99,35 +101,35 @@ class BestByValidation(keras.callbacks.Callback):
             self.best, self.best_weights = mean, self.model.get_weights()
 
 
-def train(cfg: Config) -> dict:
-    t0 = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
+def _features_key(cfg: Config) -> str:
+    """What the cached feature maps depend on: a rerun with the same key reuses them."""
+    keys = ("data", "weights", "negatives", "seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy")
+    return json.dumps({k: getattr(cfg, k) for k in keys} | {"views": cfg.views_per_source}, sort_keys=True)
 
-    # 1. Sources and leak-free splits, written next to the model.
-    splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    for folder in cfg.data:
-        src = read_source(folder)
-        parts = split_source(src, cfg.seed)
-        for name, items in parts.items():
-            if cfg.limit_per_source:  # smoke runs: a seeded sample across classes
-                keep = max(2, cfg.limit_per_source * {"train": 3, "val": 1, "test": 1}[name])
-                items = [items[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(items))[:keep])]
-            splits[name].extend(items)
-        log(f"{src.name}: {len(src.samples)} images → " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
-    unknown = set(cfg.views) - {s.source for s in splits["train"]}
-    if unknown:  # a typo would silently train with the default views
-        raise ValueError(f"views given for sources not in --data: {sorted(unknown)}")
-    write_splits(out / "splits.csv", splits)
 
-    # 2. Pixels in memory (≈ 2 GB for the full data) and the networks.
+def _cached_features(cfg: Config, splits: dict[str, list[Sample]], nets, out: Path) -> dict[str, np.ndarray]:
+    """Feature maps of every view (the slow part of a CPU training), saved once per run folder."""
+    path = out / "features.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == _features_key(cfg):
+                log(f"reusing the feature maps in {path}")
+                return {k: z[k] for k in z.files if k != "key"}
+        log(f"{path} was made with other settings: extracting again")
+    feats = _extract_features(cfg, splits, nets)
+    tmp = out / "features.tmp.npz"
+    np.savez(tmp, key=np.array(_features_key(cfg)), **feats)
+    os.replace(tmp, path)
+    return feats
+
+
+def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dict[str, np.ndarray]:
+    """Augmented views for training, plain + flipped views for val/test, non-skin views."""
+    # Pixels in memory (≈ 2 GB for the full data).
     images = {name: load_all(items) for name, items in splits.items()}
     log("images loaded: " + ", ".join(f"{k} {len(v)}" for k, v in images.items()))
-    nets = build(cfg.weights, alpha=cfg.alpha, cut=cfg.cut)
     extractor = FeatureExtractor(nets.lower)
 
-    # 3. Cached feature maps: augmented views for training, plain + flipped views for val/test.
     train_s = splits["train"]
     per_source = cfg.views_per_source
     counts = [max(1, round(per_source.get(s.source, per_source["default"]) * cfg.views_scale)) for s in train_s]
@@ -163,6 +165,40 @@ def train(cfg: Config) -> dict:
     degraded = [augment.phone_view(i, degrade_rng) for i in images["val"]]
     x_val_degraded = extractor.extract(iter(degraded), len(degraded), "val degraded", prep)
     del images
+    out = {"x_les": x_les, "x_neg": x_neg, "y_les": y_les, "src_les": src_les, "x_neg_val": x_neg_val, "x_val_degraded": x_val_degraded}
+    for name, views in evals.items():
+        out.update({f"{name}_tta{i}": v for i, v in enumerate(views)})
+    return out
+
+
+def train(cfg: Config) -> dict:
+    t0 = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+
+    # 1. Sources and leak-free splits, written next to the model.
+    splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for folder in cfg.data:
+        src = read_source(folder)
+        parts = split_source(src, cfg.seed)
+        for name, items in parts.items():
+            if cfg.limit_per_source:  # smoke runs: a seeded sample across classes
+                keep = max(2, cfg.limit_per_source * {"train": 3, "val": 1, "test": 1}[name])
+                items = [items[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(items))[:keep])]
+            splits[name].extend(items)
+        log(f"{src.name}: {len(src.samples)} images → " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    unknown = set(cfg.views) - {s.source for s in splits["train"]}
+    if unknown:  # a typo would silently train with the default views
+        raise ValueError(f"views given for sources not in --data: {sorted(unknown)}")
+    write_splits(out / "splits.csv", splits)
+
+    # 2–3. Cached feature maps (reused from ``out/features.npz`` when a run is resumed).
+    nets = build(cfg.weights, alpha=cfg.alpha, cut=cfg.cut)
+    f = _cached_features(cfg, splits, nets, out)
+    x_les, x_neg, y_les, src_les = f["x_les"], f["x_neg"], f["y_les"], f["src_les"]
+    evals = {name: [f[f"{name}_tta{i}"] for i in range(4)] for name in ("val", "test")}
+    x_neg_val, x_val_degraded = f["x_neg_val"], f["x_val_degraded"]
     log(f"features ready after {time.time() - t0:.0f}s")
 
     # 4. Weights: balance classes and sources (square-root dampened), and skin vs non-skin.
@@ -182,20 +218,10 @@ def train(cfg: Config) -> dict:
     val_sources = np.array([s.source for s in splits["val"]])
     best = BestByValidation(evals["val"][0], val_labels, val_sources)
 
-    # 5. Heads first (top frozen), then fine-tune the top blocks with a cosine schedule.
+    # 5. Heads first (top frozen), then fine-tune the top blocks with a cosine schedule;
+    #    checkpointed every epoch, so an interrupted run continues where it stopped.
     top = nets.top
-    conv_layers = [lyr for lyr in top.layers if lyr.weights and not isinstance(lyr, keras.layers.BatchNormalization) and lyr.name not in ("diagnosis_logits", "skin")]
-    losses = {"diagnosis": keras.losses.SparseCategoricalCrossentropy(), "skin": keras.losses.BinaryCrossentropy()}
-    steps = int(np.ceil(len(x) / cfg.batch))
-    for stage, epochs, lr in (("heads", cfg.epochs_head, 1e-3), ("fine-tune", cfg.epochs_finetune, 3e-4)):
-        if epochs <= 0:
-            continue
-        for lyr in conv_layers:
-            lyr.trainable = stage == "fine-tune"
-        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.02)
-        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights={"diagnosis": 1.0, "skin": 0.5})
-        log(f"stage {stage}: {epochs} epochs over {len(x)} views")
-        top.fit(x, y, sample_weight=sw, batch_size=cfg.batch, epochs=epochs, shuffle=True, callbacks=[best], verbose=2)
+    fit_top(top, x, y, sw, Schedule(cfg.epochs_head, cfg.epochs_finetune, cfg.batch), best=best, checkpoint=out / "checkpoint")
     if best.best_weights is not None:
         top.set_weights(best.best_weights)
 
@@ -241,7 +267,7 @@ def train(cfg: Config) -> dict:
     # 9. Export and check that LiteRT agrees with Keras on validation images.
     tflite = to_tflite(nets.full)
     (out / "model.tflite").write_bytes(tflite)
-    report["tflite_max_abs_diff"] = _parity(nets.full, tflite, splits["val"][:64], prep)
+    report["tflite_max_abs_diff"] = _parity(nets.full, tflite, splits["val"][:64], partial(model_input, colour_constancy=cfg.colour_constancy))
     log(f"TFLite vs Keras max |Δ| on validation images: {report['tflite_max_abs_diff']:.2e}")
 
     version = cfg.version or f"{datetime.now(UTC):%Y.%m.%d}-mnv2a{cfg.alpha}"
