@@ -3,6 +3,8 @@
     python -m bot.admin export --out DIR [--since YYYY-MM-DD] [--reviewed-only]
     python -m bot.admin stats
     python -m bot.admin purge --older-than DAYS
+    python -m bot.admin backup --out FILE.tar.gz
+    python -m bot.admin restore FILE.tar.gz [--force]
 
 Uses the bot's settings (DATABASE_URL / DATA_DIR), applies pending migrations first.
 ``export`` writes photos and a labels.csv that ``python -m training train --data DIR`` reads as
@@ -17,6 +19,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +33,28 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true")
     g = sub.add_parser("purge", help="retention: delete cases (rows and files) older than DAYS")
     g.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    b = sub.add_parser("backup", help="database (SQLite online backup), photos and the secret in one archive with a manifest")
+    b.add_argument("--out", required=True, type=Path)
+    r = sub.add_parser("restore", help="restore an archive made by backup into DATA_DIR (checked against its manifest)")
+    r.add_argument("archive", type=Path)
+    r.add_argument("--force", action="store_true", help="replace a database that already has users")
     args = p.parse_args(argv)
     if getattr(args, "older_than", 1) < 0:
         p.error("--older-than must be ≥ 0")
+    if args.command in ("backup", "restore"):
+        from bot import backup
+        from bot.config import Settings
+
+        settings = Settings()
+        try:
+            if args.command == "backup":
+                print(backup.backup(settings, args.out))
+            else:
+                print(backup.restore(settings, args.archive, force=args.force))
+        except backup.BackupError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        return 0
     return asyncio.run(_run(args))
 
 

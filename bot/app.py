@@ -130,6 +130,7 @@ def build_application(settings: Settings, screener: Screener | None = None, dura
     admin_handlers.register(app, settings.admin_user_ids)  # before the catch-all handlers
     app.add_handler(CommandHandler("start", h.start))
     app.add_handler(CommandHandler("help", h.help_command))
+    app.add_handler(CommandHandler("whoami", h.whoami_command))
     app.add_handler(CommandHandler("language", h.language_command))
     app.add_handler(CommandHandler("privacy", h.privacy_command))
     app.add_handler(CommandHandler("consent", h.consent_command))

@@ -256,6 +256,13 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await ask_consent(update, context, lang)
 
 
+async def whoami_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Your own Telegram id, to you only (not in the menu): how a maintainer finds the id to put
+    in ADMIN_USER_IDS. Nothing is stored or logged."""
+    lang = (await user_state(update, context))["lang"]
+    await update.effective_message.reply_text(t(lang, "whoami", id=update.effective_user.id))
+
+
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = (await user_state(update, context))["lang"]
     await update.effective_message.reply_text(t(lang, "help") + "\n\n" + t(lang, "tips"), parse_mode=ParseMode.HTML)

@@ -379,3 +379,12 @@ def test_rate_limiter_forgets_idle_users():
     assert len(limiter.hits) < 10_050
     limiter = RateLimiter(limit=1, window_s=60)
     assert limiter.check(1) == (True, False) and limiter.check(1) == (False, True) and limiter.check(1) == (False, False)
+
+
+async def test_whoami_tells_users_their_own_id_only(bot_factory):
+    h = await bot_factory()
+    h.fake.send_text(4711, "/whoami", "ru")
+    (r,) = await h.fake.replies(4711, 1)
+    assert r["text"] == t("ru", "whoami", id=4711)
+    menus = [c[1] for c in h.fake.calls if c[0] == "setMyCommands"]
+    assert all("whoami" not in str(m["commands"]) for m in menus)  # not advertised

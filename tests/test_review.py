@@ -181,3 +181,42 @@ def test_cli_purge_deletes_rows_and_files(tmp_path, monkeypatch, capsys):
     assert len(list(photos.rglob("*.jpg"))) == 3
     assert main(["purge", "--older-than", "0"]) == 0
     assert not list(photos.rglob("*.jpg"))
+
+
+def test_backup_wipe_restore_round_trip(tmp_path, monkeypatch, capsys):
+    """Back up, lose the data folder, restore: the same user's history and /delete still work."""
+    import shutil
+
+    from bot.admin import main
+    from bot.config import Settings
+    from bot.storage import Storage
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PSEUDONYM_SECRET", raising=False)
+    _install(tmp_path)
+    asyncio.run(_seed(tmp_path))
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    photos_before = sorted(p.relative_to(settings.photos_dir) for p in settings.photos_dir.rglob("*.jpg"))
+    archive = tmp_path / "backups" / "bot.tar.gz"
+    assert main(["backup", "--out", str(archive)]) == 0
+    assert f"{len(photos_before)} photos" in capsys.readouterr().out
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"  # it holds the secret
+
+    shutil.rmtree(tmp_path / "data")  # the disk is lost
+    assert main(["restore", str(archive)]) == 0
+    assert sorted(p.relative_to(settings.photos_dir) for p in settings.photos_dir.rglob("*.jpg")) == photos_before
+    assert main(["restore", str(archive)]) == 2  # never over a database that has users, unless --force
+    assert "already has" in capsys.readouterr().err
+
+    async def same_user():
+        storage = Storage(settings.db_url, settings.photos_dir, settings.secret())
+        try:
+            history = await storage.history(111111)
+            gone = await storage.delete_user(111111)
+            return len(history), gone
+        finally:
+            await storage.close()
+
+    n, gone = asyncio.run(same_user())
+    assert n >= 1 and gone.submissions == n and gone.photos >= 1

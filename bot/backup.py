@@ -1,0 +1,144 @@
+"""Backup and restore of everything that makes users reachable: database, photos, secret.
+
+One ``.tar.gz`` with a ``manifest.json`` (what is inside, with SHA-256 of every member):
+
+* SQLite: the database through SQLite's online backup API (consistent while the bot runs);
+* PostgreSQL: the database is NOT in the archive; dump it with ``pg_dump`` (docs/operations.md)
+  and keep both together;
+* ``photos/``: every photo file;
+* ``pseudonym.secret``: without it no stored user can be found again (``/delete`` included).
+  A secret given through ``PSEUDONYM_SECRET`` is not written into the archive; the manifest
+  records its fingerprint so a restore can check that the right one is set.
+
+``restore`` refuses to replace a database that already has users unless ``--force``, checks every
+member against the manifest, and checks the secret against the database's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import Settings
+
+FORMAT = 1
+
+
+class BackupError(Exception):
+    """One line for the operator."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fingerprint(secret: bytes) -> str:
+    return hmac.new(secret, b"kz-skin-screening secret fingerprint", hashlib.sha256).hexdigest()
+
+
+def _is_sqlite(settings: Settings) -> bool:
+    return settings.db_url.startswith("sqlite")
+
+
+def backup(settings: Settings, out: Path) -> str:
+    data = settings.data_dir
+    db = data / "bot.sqlite3"
+    if _is_sqlite(settings) and not db.exists():
+        raise BackupError(f"no database at {db}: nothing to back up (DATA_DIR={data})")
+    try:
+        secret, _ = settings.load_secret(create=False)
+    except FileNotFoundError as exc:
+        raise BackupError(f"{exc}: a backup without the secret could never find a user again") from None
+    members: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if _is_sqlite(settings):
+            snapshot = Path(tmp) / "bot.sqlite3"
+            src, dst = sqlite3.connect(db), sqlite3.connect(snapshot)
+            with dst:
+                src.backup(dst)  # online: consistent even while the bot writes
+            src.close()
+            dst.close()
+            members["bot.sqlite3"] = snapshot
+        if settings.secret_path.exists() and not settings.pseudonym_secret.get_secret_value():
+            members["pseudonym.secret"] = settings.secret_path
+        for path in sorted(settings.photos_dir.rglob("*.jpg")) if settings.photos_dir.is_dir() else []:
+            members["photos/" + path.relative_to(settings.photos_dir).as_posix()] = path
+        manifest = {
+            "format": FORMAT,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": "sqlite (in the archive)" if _is_sqlite(settings) else f"{settings.db_url_redacted}: NOT in the archive, use pg_dump",
+            "secret_fingerprint": _fingerprint(secret),
+            "secret_in_archive": "pseudonym.secret" in members,
+            "files": {name: _sha256(path) for name, path in members.items()},
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secret
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            blob = json.dumps(manifest, indent=1).encode()
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+            for name, path in members.items():
+                tar.add(path, arcname=name)
+        os.replace(partial, out)
+    photos = sum(n.startswith("photos/") for n in members)
+    return f"backup written to {out}: {'database, ' if _is_sqlite(settings) else ''}{photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}"
+
+
+def restore(settings: Settings, archive: Path, force: bool = False) -> str:
+    data = settings.data_dir
+    db = data / "bot.sqlite3"
+    if not archive.exists():
+        raise BackupError(f"no archive at {archive}")
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(tmp, filter="data")
+        root = Path(tmp)
+        manifest = json.loads((root / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT:
+            raise BackupError(f"{archive}: unknown backup format {manifest.get('format')}")
+        for name, digest in manifest["files"].items():
+            if not (root / name).exists() or _sha256(root / name) != digest:
+                raise BackupError(f"{archive}: {name} is missing or damaged (checksum)")
+        if manifest["secret_in_archive"]:
+            secret = (root / "pseudonym.secret").read_text().strip().encode()
+        elif settings.pseudonym_secret.get_secret_value():
+            secret = settings.pseudonym_secret.get_secret_value().encode()
+        else:
+            raise BackupError("the archive has no secret and PSEUDONYM_SECRET is not set: set it to the one this backup was made with")
+        if _fingerprint(secret) != manifest["secret_fingerprint"]:
+            raise BackupError("PSEUDONYM_SECRET is not the secret this backup was made with")
+        if "bot.sqlite3" in manifest["files"] and _is_sqlite(settings):
+            if db.exists() and not force:
+                with sqlite3.connect(db) as con:
+                    users = con.execute("SELECT count(*) FROM users").fetchone()[0] if con.execute("SELECT name FROM sqlite_master WHERE name='users'").fetchone() else 0
+                if users:
+                    raise BackupError(f"{db} already has {users} users: restore with --force to replace it")
+            data.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(root / "bot.sqlite3", db)
+            db.chmod(0o600)
+        if manifest["secret_in_archive"]:
+            settings.secret_path.write_bytes((root / "pseudonym.secret").read_bytes())
+            settings.secret_path.chmod(0o600)
+        if settings.photos_dir.exists():
+            shutil.rmtree(settings.photos_dir)
+        photos = [n for n in manifest["files"] if n.startswith("photos/")]
+        for name in photos:
+            dest = settings.photos_dir / name.removeprefix("photos/")
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(root / name, dest)
+            dest.chmod(0o600)
+    return f"restored {len(photos)} photos{', the database' if 'bot.sqlite3' in manifest['files'] else ''} and {'the secret' if manifest['secret_in_archive'] else 'no secret (PSEUDONYM_SECRET checked)'} into {data}"
