@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.storage import Base, Storage, Submission, now
+from bot.storage import Base, InboxRow, Storage, Submission, now
 from inference.labels import CLASSES, MALIGNANT
 
 #: Verdict buttons; "skip" moves on without storing anything.
@@ -137,8 +137,10 @@ class Review:
             if ids:
                 await s.execute(delete(Verdict).where(Verdict.submission_id.in_(ids)))
                 await s.execute(delete(Submission).where(Submission.id.in_(ids)))
-            kept = set(await s.scalars(select(Submission.photo_sha256).where(Submission.photo_sha256.in_(shas)))) if shas else set()
-        removed = await asyncio.to_thread(self.storage.photos.remove_all, {f for f in files if f[1] not in kept})
+            rows = await s.execute(select(Submission.user_pseudonym, Submission.photo_sha256).where(Submission.photo_sha256.in_(shas))) if shas else []
+            kept = {(owner, sha) for owner, sha in rows}  # the same photo in a newer case of the same user
+            await s.execute(delete(InboxRow).where(InboxRow.received_at < cutoff))
+        removed = await asyncio.to_thread(self.storage.photos.remove_all, files - kept)
         return len(ids), removed
 
     async def export(self, out: Path, since: datetime | None = None, reviewed_only: bool = False) -> dict[str, int]:
