@@ -8,9 +8,9 @@ import json
 import logging
 
 from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from bot import admin_handlers, referral
+from bot import admin_handlers, observability, referral
 from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES, t
@@ -41,7 +41,11 @@ async def _post_init(app: Application) -> None:
     """Workers loaded before the first photo; the command menu in each language (English is the
     default for other languages)."""
     await asyncio.to_thread(app.bot_data["pool"].warm_up)
+    app.bot_data["pool_ready"] = True
     log.info("%s", startup_summary(app))
+    settings = app.bot_data["settings"]
+    if settings.health_port:
+        app.bot_data["health_server"] = observability.start_server(app, settings.health_listen, settings.health_port)
     try:
         swept = await app.bot_data["storage"].sweep()
         if any(swept.values()):
@@ -59,6 +63,9 @@ async def _post_shutdown(app: Application) -> None:
     checker = app.bot_data.pop("storage_checker", None)
     if checker is not None:
         checker.cancel()
+    server = app.bot_data.pop("health_server", None)
+    if server is not None:
+        server.stop()
     await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["storage"].close()
 
@@ -122,11 +129,13 @@ def build_application(settings: Settings, screener: Screener | None = None, dura
         storage=storage,
         directory=referral.load(),
         button_key=hashlib.sha256(b"buttons:" + secret).digest(),  # signs follow-up buttons
-        pool=ScreeningPool(screener, workers=settings.screening_workers, memory_mb=settings.screening_memory_mb),
+        pool=(pool := ScreeningPool(screener, workers=settings.screening_workers, memory_mb=settings.screening_memory_mb)),
         turns=h.UserTurns(),
+        metrics=observability.Metrics(screener.version, lambda: pool.queued),
         limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
     )
+    app.add_handler(TypeHandler(Update, h.count_update), group=-1)  # metrics only; never stops an update
     admin_handlers.register(app, settings.admin_user_ids)  # before the catch-all handlers
     app.add_handler(CommandHandler("start", h.start))
     app.add_handler(CommandHandler("help", h.help_command))

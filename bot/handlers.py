@@ -104,6 +104,17 @@ class UserTurns:
 # ---------------------------------------------------------------- helpers
 
 
+async def count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Group -1: counts every update by type for /metrics, then lets the real handlers run."""
+    from bot.observability import update_type
+
+    context.bot_data["metrics"].updates.labels(update_type(update)).inc()
+
+
+def storage_failed(context: ContextTypes.DEFAULT_TYPE, op: str) -> None:
+    context.bot_data["metrics"].storage_failures.labels(op).inc()
+
+
 #: The longest a reply waits for the database (a locked SQLite file, a PostgreSQL that is down).
 DB_WAIT_S = 2.0
 
@@ -119,6 +130,7 @@ async def user_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict
             user = await within(context.bot_data["storage"].get_user(update.effective_user.id), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - locked, down, timed out: degrade, never fail
             log.warning("database unavailable for a user read (%s): answering without it", type(exc).__name__)
+            storage_failed(context, "read_user")
             return {"lang": pick_language(update.effective_user.language_code), "consent": CONSENT_UNKNOWN, "region": None, "db_down": True}
         if user is not None:
             ud.update(lang=user.language, consent=user.consent, region=user.region)
@@ -135,6 +147,7 @@ async def save_user(update: Update, context: ContextTypes.DEFAULT_TYPE, **fields
         return True
     except Exception as exc:  # noqa: BLE001
         log.warning("could not store user settings (%s)", type(exc).__name__)
+        storage_failed(context, "write_user")
         return False
 
 
@@ -457,7 +470,9 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         keep = st["consent"] == CONSENT_YES and storage_ok(context)
         # In a worker process with a memory limit; for consenting users also re-encoded there
         # without metadata (EXIF, GPS).
+        started = time.monotonic()
         result, jpeg = await bd["pool"].screen(data, keep_jpeg=keep)
+        bd["metrics"].screened(result, time.monotonic() - started)
 
     sid, stored = 0, not (st.get("db_down") or st["consent"] == CONSENT_YES and not keep)
     if keep:
@@ -476,6 +491,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             sid = await within(store, DB_WAIT_S) or 0
         except Exception as exc:  # noqa: BLE001 - the answer matters more than the log
             log.warning("could not store a submission (%s)", type(exc).__name__)
+            storage_failed(context, "submission")
             stored = False
     # One message per photo: the follow-up questions ride on the answer as its keyboard.
     text = result_text(lang, result, context, st.get("region"))
@@ -507,6 +523,8 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The one place errors end up: log with the traceback, answer politely, never leak it."""
     log.error("error while handling an update", exc_info=context.error)
+    if isinstance(context.error, TelegramError) and "metrics" in context.bot_data:
+        context.bot_data["metrics"].telegram_errors.labels(type(context.error).__name__).inc()
     if isinstance(update, Update) and update.effective_chat:
         lang = (context.user_data or {}).get("lang") or pick_language(update.effective_user.language_code if update.effective_user else None)
         try:

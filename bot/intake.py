@@ -104,6 +104,7 @@ class Intake:
             await within(self.storage.inbox_add(rows), INBOX_WAIT_S)
         except Exception:  # noqa: BLE001 - the answer matters more than durability
             log.warning("inbox write failed: answering %d update(s) without a crash guarantee", len(rows))
+            self.app.bot_data["metrics"].storage_failures.labels("inbox").inc()
 
     async def run(self) -> None:
         """Until :meth:`stop`: long-poll, persist, queue. Network errors back off and retry."""
@@ -119,6 +120,7 @@ class Intake:
                 continue
             except (NetworkError, TimedOut) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, delay)
+                self.app.bot_data["metrics"].telegram_errors.labels(type(exc).__name__).inc()
                 await self._sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue

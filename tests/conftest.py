@@ -93,6 +93,7 @@ def make_settings(tmp_path, fake, **over):
         pseudonym_secret="test-secret",
         rate_limit_photos=50,
         operator_name="Test Operator",
+        health_port=0,
     )
     values.update(over)
     return Settings(_env_file=None, **values)

@@ -43,7 +43,39 @@ def runs_table(runs: list[dict], shipped: str) -> list[str]:
     return out
 
 
-def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None) -> str:
+def loso_section(loso: dict, external: dict | None = None) -> list[str]:
+    """The card's leave-one-source-out section (``training.loso`` results, and optionally the
+    served model scored on sources it never saw, ``training.external``)."""
+    from training.loso import LOSO_CUT, SHIP_MARGIN, markdown
+
+    proto = loso.get("_protocol", {})
+    out = [
+        "",
+        "## Leave-one-source-out (how a recipe does on a clinic it never saw)",
+        "",
+        f"Each source is held out in turn; the recipe is fitted on the others and scored on all of the held-out source. "
+        f"Primary AUC: melanoma vs rest (P(mel)) for dermoscopy sources, malignant vs rest for phone/clinical and the mixed archive. "
+        f"Protocol (a proxy that ranks recipes, not the shipped model's numbers): frozen ImageNet MobileNetV2 α0.5 up to `{LOSO_CUT}`, "
+        f"{proto.get('views', '?')} augmented views per image cached once, then the last block, `Conv_1` and the head fine-tuned "
+        f"(1 + {proto.get('epochs', '?')} epochs, seed {proto.get('seed', '?')}). Ship rule, fixed before the runs: mean LOSO AUC "
+        f"+{SHIP_MARGIN} over today's recipe, in-source test not lower by more than 0.01 on today's sources, safety rules kept.",
+        "",
+        "Reproduce: `python -m training.loso --data ../shared/data/* --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5 "
+        "--cache runs/loso/cache --recipes today all7 all7_mel all7_lowres all7_mel_lowres --out docs/model/loso.json` "
+        "(table: `--markdown`).",
+        "",
+        markdown(loso),
+    ]
+    if external:
+        out += ["", f"The served model {external.get('model', '')} on whole sources it never saw (`python -m training.external`):", ""]
+        out += ["| source | n | AUC melanoma (dermoscopic) | AUC malignant |", "|---|---|---|---|"]
+        for src, m in external.items():
+            if isinstance(m, dict) and m.get("unseen"):
+                out.append(f"| {src} | {m['n']} | {_f(m.get('auc_melanoma'))} | {_f(m.get('auc_malignant'))} |")
+    return out
+
+
+def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None, loso: dict | None = None, external: dict | None = None) -> str:
     t = card["thresholds"]
     out = [
         f"# Model card — {card['name']} {card['version']}",
@@ -98,6 +130,8 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
             out.append(f"| {name} | " + " | ".join(_f(row.get(s)) for s in srcs) + " |")
     if runs:
         out += runs_table(runs, card["version"])
+    if loso:
+        out += loso_section(loso, external)
     out += ["", "![ROC](roc.png) ![Confusion](confusion.png) ![Calibration](calibration.png)", ""]
     out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
@@ -136,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiments", type=Path, help="linear-probe ablations (training.experiments --out)")
     p.add_argument("--runs", type=Path, help="JSON list of full trainings to compare (docs/model/runs.json)")
     p.add_argument("--record", metavar="CHANGE", help="append this run to --runs first, described as CHANGE, and print nothing")
+    p.add_argument("--loso", type=Path, help="leave-one-source-out results (training.loso --out, docs/model/loso.json)")
+    p.add_argument("--external", type=Path, help="the served model on unseen sources (training.external --out)")
     args = p.parse_args(argv)
     card = json.loads((args.run / "model_card.json").read_text())
     report = json.loads((args.run / "report.json").read_text())
@@ -147,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         runs = [r for r in runs if r["version"] != card["version"]] + [run_row(card, report, args.record)]
         args.runs.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
         return 0
-    print(render(card, report, exp, runs))
+    loso = json.loads(args.loso.read_text()) if args.loso else None
+    external = json.loads(args.external.read_text()) if args.external else None
+    print(render(card, report, exp, runs, loso, external))
     return 0
 
 
