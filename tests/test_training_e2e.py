@@ -30,6 +30,7 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
         limit_per_source=8,
         synthetic_documents=40,
         version="test-run",
+        lowres_views=1,
     )
     report = train(cfg)
 
@@ -45,6 +46,8 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     card = json.loads((out / "model_card.json").read_text())
     assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
     assert card["training"]["cut"] == cfg.cut and cfg.cut in card["architecture"]
+    assert card["training"]["lowres_views"] == 1
+    assert [d.split(" ")[0] for d in card["data"][:2]] == ["HAM10000", "PAD-UFES-20"]  # cites what it was trained on
 
     # Re-choosing the cut points from the exported model, as serving scores photos, gives the
     # cut points training chose from Keras outputs (LiteRT agrees to 1e-3).

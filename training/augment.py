@@ -86,6 +86,16 @@ def phone_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return camera_degrade(colour_jitter(center_view(img), rng), rng)
 
 
+def lowres_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A centre view as a 64–128 px thumbnail blown up again: what an 84–180 px archive, a
+    screenshot or a distant phone shot looks like. One such view per training image was the
+    recipe that won leave-one-source-out (docs/model/MODEL_CARD.md)."""
+    v = center_view(img)
+    small = int(rng.integers(64, 129))
+    down = cv2.resize(v, (small, small), interpolation=cv2.INTER_AREA)
+    return cv2.resize(down, v.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+
+
 def flips(views: np.ndarray) -> list[np.ndarray]:
     """Test-time augmentation views of one image (H, W, C) or a batch: identity first, then the
     horizontal, vertical and both flips."""

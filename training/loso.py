@@ -79,21 +79,9 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- cache
 
 
-def lowres_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A centre view as a 64–128 px thumbnail blown up again: what an 84–180 px archive looks like."""
-    import cv2
-
-    from training.augment import center_view
-
-    v = center_view(img)
-    small = int(rng.integers(64, 129))
-    down = cv2.resize(v, (small, small), interpolation=cv2.INTER_AREA)
-    return cv2.resize(down, v.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-
-
 def cache_source(folder: str, extractor, out: Path, views: int, seed: int, limit: int | None = None) -> Path:
     """Feature maps of one source: ``aug`` (n×views), ``centre`` (n), ``lowres`` (n), metadata."""
-    from training.augment import augment_lesion, center_view
+    from training.augment import augment_lesion, center_view, lowres_view
     from training.data import load_all, read_source, split_source
     from training.features import views_of
 

@@ -46,6 +46,18 @@ from training.model import CUT_LAYER, build
 DEFAULT_VIEWS = {"ham10000": 3, "isic2017": 6, "pad_ufes20": 24, "sd198": 12, "default": 8}
 
 
+#: What the card cites for each source a model was trained on (licences follow the data).
+CITATIONS = {
+    "ham10000": "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
+    "isic2017": "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
+    "pad_ufes20": "PAD-UFES-20 (Pacheco et al., Data in Brief 2020), CC BY 4.0",
+    "sd198": "SD-198 subset (Sun et al., ECCV 2016; DermQuest), research use",
+    "bcn20000": "BCN20000 (Combalia et al., 2019; ISIC 2019 challenge), 84×84 px copy, CC BY-NC-SA 4.0",
+    "isic2020": "ISIC 2020 challenge (Rotemberg et al., Sci. Data 2021), CC BY-NC 4.0",
+    "isic_archive_mixed": "ISIC archive images from many clinics, per-image CC-0 / CC-BY / CC-BY-NC",
+}
+
+
 def log(msg: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
@@ -70,6 +82,7 @@ class Config:
     install: bool = False
     version: str = ""
     colour_constancy: bool = False  # Shades of Gray in model_input (recorded in the card); off: measured better
+    lowres_views: int = 0  # extra 64–128 px thumbnail views per training image (augment.lowres_view)
 
     @property
     def views_per_source(self) -> dict[str, int]:
@@ -103,7 +116,7 @@ class BestByValidation(keras.callbacks.Callback):
 
 def _features_key(cfg: Config) -> str:
     """What the cached feature maps depend on: a rerun with the same key reuses them."""
-    keys = ("data", "weights", "negatives", "seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy")
+    keys = ("data", "weights", "negatives", "seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy", "lowres_views")
     return json.dumps({k: getattr(cfg, k) for k in keys} | {"views": cfg.views_per_source}, sort_keys=True)
 
 
@@ -151,6 +164,12 @@ def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dic
     x_neg = extractor.extract(views_of(neg_train, neg_counts, augment.augment_negative, cfg.seed + 1), sum(neg_counts), "negatives", prep)
     y_les = np.repeat([s.label for s in train_s], counts)
     src_les = np.repeat([s.source for s in train_s], counts)
+    if cfg.lowres_views:  # thumbnails blown up again: the recipe that won leave-one-source-out
+        n = cfg.lowres_views * len(train_s)
+        x_low = extractor.extract(views_of(images["train"], [cfg.lowres_views] * len(train_s), augment.lowres_view, cfg.seed + 3), n, "train low-res", prep)
+        x_les = np.concatenate([x_les, x_low])
+        y_les = np.concatenate([y_les, np.repeat([s.label for s in train_s], cfg.lowres_views)])
+        src_les = np.concatenate([src_les, np.repeat([s.source for s in train_s], cfg.lowres_views)])
 
     def plain(imgs: list[np.ndarray]) -> np.ndarray:
         return np.stack([augment.center_view(i) for i in imgs]) if imgs else np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
@@ -335,14 +354,9 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"colour_constancy": cfg.colour_constancy, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
-        "data": [
-            "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 2018; ISIC archive), CC BY-NC-SA 4.0",
-            "ISIC 2017 challenge (Codella et al., 2018), per-image CC-0 / CC-BY / CC-BY-NC",
-            "PAD-UFES-20 (Pacheco et al., Data in Brief 2020), CC BY 4.0",
-            "SD-198 subset (Sun et al., ECCV 2016; DermQuest), research use",
-            "Non-skin negatives: wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma) and generated documents",
-        ],
+        "training": {"colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
+        "data": [CITATIONS.get(src, f"{src}: a maintainers' export of reviewed cases (bot.admin export)") for src in sorted(counts["train"])]
+        + ["Non-skin negatives: wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma) and generated documents"],
         "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
         "intended_use": "Preliminary screening aid for adults in Kazakhstan via a Telegram bot; every answer says it is not a diagnosis and sends uncertain or risky cases to a doctor.",
         "limitations": [
