@@ -15,7 +15,7 @@ from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES, t
 from bot.intake import InboxProcessor
-from bot.runtime import data_dir_problem
+from bot.runtime import data_dir_problem, drain_abandoned
 from bot.storage import Storage
 from inference import Screener
 from inference.pool import ScreeningPool
@@ -66,6 +66,7 @@ async def _post_shutdown(app: Application) -> None:
     server = app.bot_data.pop("health_server", None)
     if server is not None:
         server.stop()
+    await drain_abandoned()  # database calls given up on must finish before the engine goes
     await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["storage"].close()
 

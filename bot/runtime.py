@@ -133,6 +133,23 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
         task.cancel()
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+        ABANDONED.add(task)
+        task.add_done_callback(_forget)
         raise TimeoutError(f"no answer within {timeout:g} s")
     return task.result()
+
+
+#: Database calls given up on by :func:`within` and still winding down; shutdown waits for them
+#: (:func:`drain_abandoned`) before the engine is disposed, or their clean-up would wait forever.
+ABANDONED: set[asyncio.Task] = set()
+
+
+def _forget(task: asyncio.Task) -> None:
+    ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning
+
+
+async def drain_abandoned(timeout: float = 10.0) -> None:
+    if ABANDONED:
+        await asyncio.wait(set(ABANDONED), timeout=timeout)

@@ -217,7 +217,10 @@ def _sqlite_pragmas(conn, _record) -> None:
 
 class Storage:
     def __init__(self, url: str, photos_dir: Path, secret: bytes):
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        # SQLite's busy timeout (1.5 s) stays under the 2 s a reply waits, so a call given up on
+        # behind a lock also ends soon.
+        connect_args = {"timeout": 1.5} if url.startswith("sqlite") else {}
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
