@@ -1,7 +1,7 @@
 """Health, readiness and Prometheus metrics on a small local HTTP port, in both modes.
 
     GET /healthz   200 while the process runs its event loop
-    GET /readyz    200 when the database answers, the model workers are up and the data
+    GET /readyz    200 when the database takes a write, the model workers are up and the data
                    folder is writable; 503 with the failing checks otherwise
     GET /metrics   Prometheus text format
 
@@ -83,8 +83,11 @@ class _Ready(tornado.web.RequestHandler):
         try:
 
             async def ping() -> None:
-                async with bd["storage"].engine.connect() as conn:
-                    await conn.execute(text("SELECT version_num FROM alembic_version"))  # reads the file (SELECT 1 would not)
+                # A small write, not SELECT 1: a database that can be read but not written (a
+                # locked SQLite file in WAL mode, a read-only replica) cannot keep anything.
+                async with bd["storage"].engine.begin() as conn:
+                    await conn.execute(text("DELETE FROM meta WHERE key = 'ready_probe'"))
+                    await conn.execute(text("INSERT INTO meta (key, value) VALUES ('ready_probe', :v)"), {"v": str(int(time.time()))})
 
             await within(ping(), 2.0)
             checks["database"] = True
