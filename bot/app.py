@@ -7,13 +7,21 @@ import hashlib
 import json
 import logging
 
-from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram import Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot import admin_handlers, observability, referral
 from bot import handlers as h
 from bot.config import Settings
-from bot.i18n import LANGUAGES, t
+from bot.i18n import LANGUAGES
 from bot.intake import InboxProcessor
 from bot.runtime import data_dir_problem, drain_abandoned
 from bot.storage import Storage
@@ -46,16 +54,10 @@ async def _post_init(app: Application) -> None:
     settings = app.bot_data["settings"]
     if settings.health_port:
         app.bot_data["health_server"] = observability.start_server(app, settings.health_listen, settings.health_port)
-    try:
-        swept = await app.bot_data["storage"].sweep()
-        if any(swept.values()):
-            log.info("start-up sweep of the photo store: %s", swept)
-    except Exception as exc:  # noqa: BLE001 - the database may be down at start-up: the bot still answers
-        log.warning("start-up sweep skipped (%s)", type(exc).__name__)
+    # Both walk the data folder: in the background, so a large photo store never delays start-up.
     app.bot_data["storage_checker"] = asyncio.create_task(_watch_data_dir(app))
     for lang in LANGUAGES:
-        commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
-        await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+        await app.bot.set_my_commands(h.menu(lang), language_code=None if lang == "en" else lang)
 
 
 async def _post_shutdown(app: Application) -> None:
@@ -74,11 +76,9 @@ async def _post_shutdown(app: Application) -> None:
 def startup_summary(app: Application) -> str:
     """One line an operator can check at a glance: mode, database (no password), absolute data
     folder, model version and card hash, languages, number of admins."""
-    import hashlib as _h
-
     s: Settings = app.bot_data["settings"]
     screener = app.bot_data["screener"]
-    card = _h.sha256(json.dumps(screener.card.raw, sort_keys=True).encode()).hexdigest()[:12]
+    card = hashlib.sha256(json.dumps(screener.card.raw, sort_keys=True).encode()).hexdigest()[:12]
     mode = f"webhook {s.webhook_url_redacted}" if s.webhook_url else "polling (durable inbox)"
     return (
         f"starting: mode={mode} database={s.db_url_redacted} data={s.data_dir} model={screener.version} "
@@ -86,10 +86,21 @@ def startup_summary(app: Application) -> str:
     )
 
 
+async def _sweep(app: Application) -> None:
+    try:
+        swept = await app.bot_data["storage"].sweep()
+        if any(swept.values()):
+            log.info("start-up sweep of the photo store: %s", swept)
+    except Exception as exc:  # noqa: BLE001 - the database may be down at start-up: the bot still answers
+        log.warning("start-up sweep skipped (%s)", type(exc).__name__)
+
+
 async def _watch_data_dir(app: Application, every_s: float = 60.0) -> None:
-    """Every minute: is the data folder still writable with free space? Photos are kept only
-    while it is, and the consent confirmation says so when it is not."""
+    """First the start-up sweep of the photo store, then every minute: is the data folder still
+    writable with free space? Photos are kept only while it is, and the consent confirmation
+    says so when it is not."""
     settings = app.bot_data["settings"]
+    await _sweep(app)
     while True:
         problem = await asyncio.to_thread(data_dir_problem, settings.data_dir)
         if problem and app.bot_data.get("storage_ok", True):

@@ -17,7 +17,6 @@ member against the manifest, and checks the secret against the database's finger
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import Settings
+from bot.storage import secret_fingerprint
 
 FORMAT = 1
 
@@ -43,10 +43,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fingerprint(secret: bytes) -> str:
-    return hmac.new(secret, b"kz-skin-screening secret fingerprint", hashlib.sha256).hexdigest()
 
 
 def _is_sqlite(settings: Settings) -> bool:
@@ -80,7 +76,7 @@ def backup(settings: Settings, out: Path) -> str:
             "format": FORMAT,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "database": "sqlite (in the archive)" if _is_sqlite(settings) else f"{settings.db_url_redacted}: NOT in the archive, use pg_dump",
-            "secret_fingerprint": _fingerprint(secret),
+            "secret_fingerprint": secret_fingerprint(secret),
             "secret_in_archive": "pseudonym.secret" in members,
             "files": {name: _sha256(path) for name, path in members.items()},
         }
@@ -119,7 +115,7 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
             secret = settings.pseudonym_secret.get_secret_value().encode()
         else:
             raise BackupError("the archive has no secret and PSEUDONYM_SECRET is not set: set it to the one this backup was made with")
-        if _fingerprint(secret) != manifest["secret_fingerprint"]:
+        if secret_fingerprint(secret) != manifest["secret_fingerprint"]:
             raise BackupError("PSEUDONYM_SECRET is not the secret this backup was made with")
         if "bot.sqlite3" in manifest["files"] and _is_sqlite(settings):
             if db.exists() and not force:

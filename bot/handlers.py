@@ -33,6 +33,7 @@ from telegram.ext import ContextTypes
 
 from bot import advice
 from bot.i18n import LANGUAGES, local_time, pick_language, t, tn
+from bot.observability import update_type
 from bot.runtime import within
 from bot.storage import CONSENT_NO, CONSENT_UNKNOWN, CONSENT_YES
 
@@ -106,8 +107,6 @@ class UserTurns:
 
 async def count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Group -1: counts every update by type for /metrics, then lets the real handlers run."""
-    from bot.observability import update_type
-
     context.bot_data["metrics"].updates.labels(update_type(update)).inc()
 
 
@@ -248,11 +247,16 @@ def result_text(lang: str, result, context: ContextTypes.DEFAULT_TYPE, region_id
     return "\n".join(parts)
 
 
+def menu(lang: str) -> list[BotCommand]:
+    """The command menu in ``lang``."""
+    return [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
+
+
 async def set_chat_menu(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str) -> None:
     """The command menu of this chat in the language the user picked (Telegram's own default
     follows the app's language, not /language)."""
     try:
-        await context.bot.set_my_commands([BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS], scope=BotCommandScopeChat(chat_id))
+        await context.bot.set_my_commands(menu(lang), scope=BotCommandScopeChat(chat_id))
     except TelegramError:
         log.warning("could not set the chat's command menu")
 
@@ -408,9 +412,10 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
     await query.edit_message_reply_markup(None)
     if sid and st["consent"] == CONSENT_YES:
         try:
-            await context.bot_data["storage"].set_followup(update.effective_user.id, sid, answers)
-        except Exception:
-            log.exception("could not store follow-up answers")
+            await within(context.bot_data["storage"].set_followup(update.effective_user.id, sid, answers), DB_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - the advice below matters more than the log
+            log.warning("could not store follow-up answers (%s)", type(exc).__name__)
+            storage_failed(context, "followup")
     # Never weaker than the result's own next step (bot/advice.py; tests/test_advice_flow.py).
     preface, step = advice.after_followup(risk, any(answers.values()))
     parts = ([t(lang, preface)] if preface else []) + [step.text(lang)]
@@ -474,7 +479,8 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         result, jpeg = await bd["pool"].screen(data, keep_jpeg=keep)
         bd["metrics"].screened(result, time.monotonic() - started)
 
-    sid, stored = 0, not (st.get("db_down") or st["consent"] == CONSENT_YES and not keep)
+    # "Nothing was kept" is said whenever the user could have expected their photo to be kept.
+    sid, stored = 0, not st.get("db_down") and not (st["consent"] == CONSENT_YES and not keep)
     if keep:
         store = bd["storage"].add_submission(
             update.effective_user.id,

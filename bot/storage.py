@@ -103,6 +103,11 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+def secret_fingerprint(secret: bytes) -> str:
+    """What the database (and a backup's manifest) keeps to recognise its pseudonym secret."""
+    return hmac.new(secret, b"kz-skin-screening secret fingerprint", hashlib.sha256).hexdigest()
+
+
 class SecretMismatch(Exception):
     """The pseudonym secret does not belong to this database: starting would orphan every user."""
 
@@ -240,7 +245,7 @@ class Storage:
         longer find their data. The database keeps an HMAC fingerprint of its secret; a database
         from before the fingerprint, with users, accepts only a secret that already existed.
         Returns the number of users."""
-        fingerprint = hmac.new(self._secret, b"kz-skin-screening secret fingerprint", hashlib.sha256).hexdigest()
+        fingerprint = secret_fingerprint(self._secret)
         async with self.sessions.begin() as s:
             users = int(await s.scalar(select(func.count(User.pseudonym))) or 0)
             row = await s.get(Meta, "secret_fingerprint")
