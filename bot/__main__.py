@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem and args.command == "run":
         print(problem, file=sys.stderr)
         return 2
+    if settings.webhook_url and not settings.webhook_secret_token and args.command == "run":
+        print("WEBHOOK_SECRET_TOKEN is not set: without it anyone who finds WEBHOOK_URL can post fake updates. Set a long random value (docs/operations.md).", file=sys.stderr)
+        return 2
     token = settings.telegram_bot_token.get_secret_value()
     setup_logging(settings.log_level, token)
     try:
@@ -57,18 +60,11 @@ def run(command: str, settings) -> int:
 
     from bot.app import ALLOWED_UPDATES, build_application
 
-    app = build_application(settings, durable=not settings.webhook_url)
+    app = build_application(settings)
     if settings.webhook_url:
-        from urllib.parse import urlsplit
+        from bot.webhook import serve_webhook
 
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=urlsplit(settings.webhook_url).path.strip("/"),  # a proxy forwards /tg unchanged: serve /tg
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret_token or None,
-            allowed_updates=ALLOWED_UPDATES,
-        )
+        asyncio.run(serve_webhook(app, settings, ALLOWED_UPDATES))
     else:
         from bot.intake import Intake, serve
 

@@ -23,6 +23,7 @@ from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES
 from bot.intake import InboxProcessor
+from bot.ratelimit import RateLimiter, RedisRateLimiter
 from bot.runtime import data_dir_problem, drain_abandoned
 from bot.storage import Storage
 from inference import Screener
@@ -70,6 +71,7 @@ async def _post_shutdown(app: Application) -> None:
         server.stop()
     await drain_abandoned()  # database calls given up on must finish before the engine goes
     await asyncio.to_thread(app.bot_data["pool"].close)
+    await app.bot_data["limiter"].close()
     await app.bot_data["storage"].close()
 
 
@@ -79,7 +81,7 @@ def startup_summary(app: Application) -> str:
     s: Settings = app.bot_data["settings"]
     screener = app.bot_data["screener"]
     card = hashlib.sha256(json.dumps(screener.card.raw, sort_keys=True).encode()).hexdigest()[:12]
-    mode = f"webhook {s.webhook_url_redacted}" if s.webhook_url else "polling (durable inbox)"
+    mode = f"webhook {s.webhook_url_redacted} (durable inbox)" if s.webhook_url else "polling (durable inbox)"
     return (
         f"starting: mode={mode} database={s.db_url_redacted} data={s.data_dir} model={screener.version} "
         f"card_sha256={card} languages={','.join(LANGUAGES)} admins={len(s.admin_user_ids)} workers={s.screening_workers}"
@@ -111,9 +113,9 @@ async def _watch_data_dir(app: Application, every_s: float = 60.0) -> None:
         await asyncio.sleep(every_s)
 
 
-def build_application(settings: Settings, screener: Screener | None = None, durable: bool = True) -> Application:
-    """``durable``: updates go through the inbox (``bot.intake``) and PTB's Updater is not used;
-    webhook mode passes False and uses PTB's webhook server."""
+def build_application(settings: Settings, screener: Screener | None = None) -> Application:
+    """Updates come through the durable inbox in both modes (``bot.intake``, ``bot.webhook``),
+    so PTB's Updater is not used."""
     screener = screener or Screener.load(settings.model_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = settings.secret()
@@ -130,9 +132,8 @@ def build_application(settings: Settings, screener: Screener | None = None, dura
         .rate_limiter(MessageRateLimiter(max_retries=3))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        .updater(None)
     )
-    if durable:
-        builder = builder.updater(None)
     app = builder.build()
     processor.storage = storage
     app.bot_data.update(
@@ -144,7 +145,11 @@ def build_application(settings: Settings, screener: Screener | None = None, dura
         pool=(pool := ScreeningPool(screener, workers=settings.screening_workers, memory_mb=settings.screening_memory_mb)),
         turns=h.UserTurns(),
         metrics=observability.Metrics(screener.version, lambda: pool.queued),
-        limiter=h.RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s),
+        limiter=(
+            RedisRateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s, settings.redis_url, storage.pseudonym)
+            if settings.redis_url
+            else RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s)
+        ),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
     )
     app.add_handler(TypeHandler(Update, h.count_update), group=-1)  # metrics only; never stops an update

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_secret_token: str = ""
+    webhook_max_connections: int = 40  # Telegram's parallel POSTs to the webhook
+    inbox_lease_s: float = 30.0  # a replica's unanswered updates are taken over this long after it stops
+    redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0: the per-user photo limit shared by all replicas
 
     model_path: Path | None = None  # default: the model shipped in inference/model
     screening_workers: int = 1  # worker processes; measured best on 2 cores: one + the event loop (README)
@@ -44,6 +47,7 @@ class Settings(BaseSettings):
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line, with the update id
     health_listen: str = "127.0.0.1"  # /healthz, /readyz and /metrics …
     health_port: int = 9090  # … on this port (0: off)
     startup_retries: int = 5  # Bot API and database at start-up: tries, with exponential backoff …

@@ -15,7 +15,6 @@ import hmac
 import html
 import logging
 import time
-from collections import defaultdict, deque
 
 from telegram import (
     BotCommand,
@@ -49,33 +48,6 @@ RISK_BY_CODE = {v: k for k, v in RISK_CODES.items()}
 MAX_SID = 2**31 - 1
 #: Commands in the menu, in this order (``bot.app`` sets the default menus).
 COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
-
-
-class RateLimiter:
-    """Sliding window per user; tells the caller when to warn (once per window)."""
-
-    def __init__(self, limit: int, window_s: float):
-        self.limit, self.window = limit, window_s
-        self.hits: dict[int, deque[float]] = defaultdict(deque)
-        self.warned: dict[int, float] = {}
-
-    def check(self, user_id: int) -> tuple[bool, bool]:
-        """(allowed, should_warn)."""
-        now = time.monotonic()
-        if len(self.hits) > 10_000:  # forget users idle for a whole window: memory stays bounded
-            for uid in [u for u, q in self.hits.items() if not q or now - q[-1] > self.window]:
-                del self.hits[uid]
-                self.warned.pop(uid, None)
-        q = self.hits[user_id]
-        while q and now - q[0] > self.window:
-            q.popleft()
-        if len(q) < self.limit:
-            q.append(now)
-            return True, False
-        warn = now - self.warned.get(user_id, -1e9) > self.window
-        if warn:
-            self.warned[user_id] = now
-        return False, warn
 
 
 class UserTurns:
@@ -119,12 +91,15 @@ DB_WAIT_S = 2.0
 
 
 async def user_state(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict:
-    """Language, consent and region of the sender, cached in user_data, read from storage once.
+    """Language, consent and region of the sender, cached in user_data, read from storage once
+    — or once per update when the database is shared by several replicas (PostgreSQL): a user
+    who withdrew consent through one replica must not have a photo kept by another.
 
     If the database does not answer within ``DB_WAIT_S``, the reply goes on with Telegram's
     language and unknown consent (nothing is kept), and the state is read again next time."""
     ud = context.user_data
-    if "lang" not in ud:
+    if "lang" not in ud or (context.bot_data["storage"].shared and ud.get("read_for") != update.update_id):
+        ud["read_for"] = update.update_id
         try:
             user = await within(context.bot_data["storage"].get_user(update.effective_user.id), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - locked, down, timed out: degrade, never fail
@@ -446,7 +421,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     msg = update.effective_message
     st = await user_state(update, context)
     lang = st["lang"]
-    allowed, warn = context.bot_data["limiter"].check(update.effective_user.id)
+    allowed, warn = await context.bot_data["limiter"].check(update.effective_user.id)
     if not allowed:
         if warn:
             await msg.reply_text(t(lang, "rate_limited"))
@@ -485,6 +460,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         store = bd["storage"].add_submission(
             update.effective_user.id,
             jpeg,
+            update_id=update.update_id,
             accepted=result.accepted,
             reasons=result.reasons,
             quality=result.quality,

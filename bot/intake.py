@@ -1,19 +1,25 @@
-"""Durable intake: a photo Telegram handed over is answered, even after ``kill -9``.
+"""Durable intake: a photo Telegram handed over is answered, even after ``kill -9``, and with
+several replicas answered once.
 
-Telegram forgets an update once the next ``getUpdates`` call acknowledges it (its ``offset``).
-PTB's Updater acknowledges as soon as it has fetched, so a crash loses everything fetched but
-not yet answered (451 of 1,260 photos in the crash test). Here:
+Telegram forgets an update once it is acknowledged: by the next ``getUpdates`` call's
+``offset`` in polling mode, by a 2xx answer to its POST in webhook mode. PTB acknowledges as
+soon as it has the update in memory, so a crash loses everything received but not yet answered
+(451 of 1,260 photos in the crash test). Here, in both modes:
 
-1. ``getUpdates`` → each update that needs an answer is written to the ``inbox`` table and
-   committed, *before* the next ``getUpdates`` acknowledges it;
+1. each update is written to the ``inbox`` table, claimed by this process, and committed
+   *before* it is acknowledged; an update already there (Telegram delivered it again, to this
+   or another replica) is acknowledged and not answered again;
 2. the update goes through PTB's normal handlers (``Application.update_queue``);
-3. :class:`InboxProcessor` deletes its row when the handlers are done (answered, or answered
-   by the error handler);
-4. at start-up, rows still in the inbox are processed first, and their answers say they are late.
+3. :class:`InboxProcessor` marks its row done when the handlers are done (answered, or answered
+   by the error handler); done rows lose their payload and are forgotten after a day;
+4. a process refreshes its claims every few seconds; unanswered rows whose owner stopped
+   refreshing (killed) are taken over and answered, saying they are late. A single polling
+   process takes over everything at start-up.
 
-At-least-once: a crash between an answer and the row's deletion answers that photo twice; it
-can never be answered zero times. If the database is down the updates are still answered,
-just without the inbox (screening never waits for storage), and the log says so.
+At-least-once: a crash between an answer and its ``done`` mark answers that photo twice (its case
+is logged once: ``submissions.update_id`` is unique); it can never be answered zero times. If
+the database is down the updates are still answered, just without the inbox (screening never
+waits for storage), and the log says so.
 
 The inbox keeps only what answering needs: names and usernames are removed from the payload.
 """
@@ -21,8 +27,10 @@ The inbox keeps only what answering needs: names and usernames are removed from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable
+import uuid
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from telegram import Update
@@ -35,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: The longest the intake waits for the database before answering without the inbox.
 INBOX_WAIT_S = 2.0
+#: How long an answered update's id is kept to recognise a repeated delivery.
+INBOX_KEEP_DONE_S = 24 * 3600.0
 #: Keys removed (or blanked, where Telegram's types require them) from a stored update.
 _NAME_KEYS = ("last_name", "username", "title", "bio")
 
@@ -52,7 +62,7 @@ def scrub(payload: object) -> object:
 
 
 class InboxProcessor(SimpleUpdateProcessor):
-    """PTB's concurrent processor, plus: an update's inbox row goes when its handlers are done."""
+    """PTB's concurrent processor, plus: an update's inbox row is marked done when its handlers are."""
 
     def __init__(self, max_concurrent_updates: int):
         super().__init__(max_concurrent_updates)
@@ -66,7 +76,70 @@ class InboxProcessor(SimpleUpdateProcessor):
                 try:
                     await within(self.storage.inbox_done(update.update_id), INBOX_WAIT_S)
                 except Exception:  # noqa: BLE001 - answered anyway; the row is answered again after a restart
-                    log.warning("could not remove update %s from the inbox", update.update_id)
+                    log.warning("could not mark update %s done in the inbox", update.update_id)
+
+
+class Inbox:
+    """What both modes share: persist and claim, queue, refresh claims, take over stale ones."""
+
+    def __init__(self, app: Application, lease_s: float = 30.0):
+        self.app = app
+        self.storage = app.bot_data["storage"]
+        self.owner = uuid.uuid4().hex  # this process, in the inbox's ``owner`` column
+        self.lease_s = lease_s
+
+    async def accept(self, updates: list[Update]) -> list[Update]:
+        """Persist, then queue the updates this process must answer; returns them. Safe to
+        acknowledge to Telegram when it returns."""
+        if not updates:
+            return []
+        rows = [(u.update_id, u.effective_user.id if u.effective_user else None, scrub(u.to_dict())) for u in updates]
+        try:
+            new = await within(self.storage.inbox_add(rows, self.owner), INBOX_WAIT_S)
+        except Exception:  # noqa: BLE001 - the answer matters more than durability
+            log.warning("inbox write failed: answering %d update(s) without a crash guarantee", len(rows))
+            self.app.bot_data["metrics"].storage_failures.labels("inbox").inc()
+            new = {u.update_id for u in updates}
+        fresh = [u for u in updates if u.update_id in new]
+        if len(fresh) < len(updates):
+            self.app.bot_data["metrics"].duplicates.inc(len(updates) - len(fresh))
+        for update in fresh:
+            await self.app.update_queue.put(update)
+        return fresh
+
+    async def take_over(self, stale_s: float) -> int:
+        """Queue unanswered updates whose owner stopped refreshing them (all of them with
+        ``stale_s=0``); their answers say they are late. Returns how many."""
+        try:
+            rows = await self.storage.inbox_claim(self.owner, stale_s)
+        except Exception:  # noqa: BLE001
+            log.warning("could not read the inbox: updates received before a crash are not recovered now")
+            return 0
+        late = self.app.bot_data.setdefault("late_updates", set())
+        for row in rows:
+            if row.payload is None:
+                continue
+            update = Update.de_json(row.payload, self.app.bot)
+            late.add(update.update_id)
+            await self.app.update_queue.put(update)
+        if rows:
+            log.info("took over %d unanswered update(s) from the inbox", len(rows))
+        return len(rows)
+
+    async def keep(self) -> None:
+        """Until cancelled: refresh this process's claims and take over stale ones, every third
+        of the lease; once an hour, forget answered updates older than a day."""
+        beats = 0
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await within(self.storage.inbox_heartbeat(self.owner), INBOX_WAIT_S)
+                await self.take_over(self.lease_s)
+                beats += 1
+                if beats % max(1, int(3600 / (self.lease_s / 3))) == 1:
+                    await within(self.storage.inbox_purge(INBOX_KEEP_DONE_S), INBOX_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - the database may be down for a while
+                log.warning("inbox upkeep failed (%s); trying again", type(exc).__name__)
 
 
 class Intake:
@@ -74,37 +147,16 @@ class Intake:
 
     def __init__(self, app: Application, allowed_updates: list[str], poll_timeout: int = 10):
         self.app = app
-        self.storage = app.bot_data["storage"]
+        self.inbox = Inbox(app)
         self.allowed_updates = allowed_updates
         self.poll_timeout = poll_timeout
         self.offset: int | None = None
         self.stopping = asyncio.Event()
-        self.recovered: set[int] = set()  # queued from the inbox: Telegram may deliver them again
 
     async def recover(self) -> int:
-        """Queue what a previous process received and did not answer; returns how many."""
-        try:
-            rows = await self.storage.inbox_pending()
-        except Exception:  # noqa: BLE001
-            log.warning("could not read the inbox: updates received before a crash are not recovered")
-            return 0
-        late = self.app.bot_data.setdefault("late_updates", set())
-        for row in rows:
-            update = Update.de_json(row.payload, self.app.bot)
-            late.add(update.update_id)
-            self.recovered.add(update.update_id)
-            await self.app.update_queue.put(update)
-        if rows:
-            log.info("recovered %d unanswered update(s) from the inbox", len(rows))
-        return len(rows)
-
-    async def persist(self, updates: list[Update]) -> None:
-        rows = [(u.update_id, u.effective_user.id if u.effective_user else None, scrub(u.to_dict())) for u in updates]
-        try:
-            await within(self.storage.inbox_add(rows), INBOX_WAIT_S)
-        except Exception:  # noqa: BLE001 - the answer matters more than durability
-            log.warning("inbox write failed: answering %d update(s) without a crash guarantee", len(rows))
-            self.app.bot_data["metrics"].storage_failures.labels("inbox").inc()
+        """One polling process per bot: everything unanswered in the inbox is a previous
+        process's, so it is taken over at once."""
+        return await self.inbox.take_over(0)
 
     async def run(self) -> None:
         """Until :meth:`stop`: long-poll, persist, queue. Network errors back off and retry."""
@@ -128,10 +180,7 @@ class Intake:
             if not updates:
                 continue
             self.offset = updates[-1].update_id + 1
-            updates = [u for u in updates if u.update_id not in self.recovered]
-            await self.persist(updates)  # committed before the next getUpdates acknowledges them
-            for update in updates:
-                await self.app.update_queue.put(update)
+            await self.inbox.accept(updates)  # committed before the next getUpdates acknowledges them
         if self.offset is not None:  # acknowledge what was persisted, so a clean restart does not re-fetch it
             try:
                 await self.app.bot.get_updates(offset=self.offset, timeout=0, allowed_updates=self.allowed_updates)
@@ -149,20 +198,28 @@ class Intake:
 
 
 async def serve(app: Application, intake: Intake) -> None:
-    """Run the application with the durable intake until SIGINT/SIGTERM (what ``run_polling``
-    does for PTB's own Updater): in-flight updates finish before the process exits."""
+    """Long polling with the durable intake until SIGINT/SIGTERM (what ``run_polling`` does for
+    PTB's own Updater): in-flight updates finish before the process exits."""
+    async with running(app, intake.stop):
+        await intake.recover()
+        await intake.run()
+
+
+@contextlib.asynccontextmanager
+async def running(app: Application, stop) -> AsyncIterator[None]:
+    """The application started (``post_init`` first), ``stop`` wired to SIGINT/SIGTERM; on exit
+    the update queue drains, then ``post_shutdown``."""
     import signal
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, intake.stop)
+        loop.add_signal_handler(sig, stop)
     async with app:
         if app.post_init:
             await app.post_init(app)
-        await intake.recover()
         await app.start()
         try:
-            await intake.run()
+            yield
         finally:
             await app.stop()  # waits for the update queue to drain
             if app.post_shutdown:

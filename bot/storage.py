@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
@@ -27,14 +27,20 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     delete,
     event,
     func,
+    null,
+    or_,
     select,
+    update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -78,21 +84,29 @@ class Submission(Base):
     language: Mapped[str] = mapped_column(String(2))
     region: Mapped[str | None] = mapped_column(String(32))
     followup: Mapped[dict | None] = mapped_column(JSON)
+    update_id: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)  # one case per Telegram update
     review_status: Mapped[str] = mapped_column(String(16), default="unreviewed")
     note: Mapped[str | None] = mapped_column(Text)
 
 
 class InboxRow(Base):
-    """An update Telegram handed over and the bot has not answered yet (``bot.intake``).
+    """An update Telegram handed over (``bot.intake``), claimed by the process that answers it.
 
-    It holds only what answering needs (names are removed), for the minutes until the answer;
+    Until the answer it holds only what answering needs (names are removed); once answered
+    (``done_at``) the payload is dropped and the row stays a day, so the same update delivered
+    again — to this or another replica — is recognised and not answered twice. ``claimed_at`` is
+    refreshed by its owner while it runs; a row whose owner stopped refreshing is taken over.
     ``/delete`` and retention remove a user's rows too."""
 
     __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_pending", "done_at", "claimed_at"),)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Meta(Base):
@@ -231,6 +245,8 @@ class Storage:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.photos = PhotoStore(photos_dir)
         self._secret = secret
+        #: Other processes may write the same database (replicas): nothing about a user is cached.
+        self.shared = self.engine.dialect.name != "sqlite"
 
     def pseudonym(self, telegram_id: int) -> str:
         return hmac.new(self._secret, str(telegram_id).encode(), hashlib.sha256).hexdigest()
@@ -277,20 +293,33 @@ class Storage:
                 user.consent_at, user.consent_version = now(), NOTICE_VERSION
         return user
 
-    async def add_submission(self, telegram_id: int, jpeg: bytes | None, **fields: object) -> int | None:
-        """Log a screening, only for a consenting user; returns the submission id or None."""
+    async def add_submission(self, telegram_id: int, jpeg: bytes | None, update_id: int | None = None, **fields: object) -> int | None:
+        """Log a screening, only for a consenting user; returns the submission id or None.
+
+        ``update_id``: the Telegram update it answers. An update answered twice (a replica killed
+        after answering, its update taken over by another) is logged once."""
         created = None
         try:
             async with self.sessions.begin() as s:
                 user = await s.get(User, self.pseudonym(telegram_id))
                 if user is None or user.consent != CONSENT_YES:
                     return None
+                if update_id is not None and (done := await s.scalar(select(Submission.id).where(Submission.update_id == update_id))):
+                    return done
                 # file write + fsync off the event loop; the row is only committed after the file exists
                 sha, created = await asyncio.to_thread(self.photos.put, user.pseudonym, jpeg) if jpeg else (None, False)
-                sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, **fields)
+                sub = Submission(user_pseudonym=user.pseudonym, photo_sha256=sha, language=user.language, region=user.region, update_id=update_id, **fields)
                 s.add(sub)
                 await s.flush()
                 return sub.id
+        except IntegrityError:
+            if update_id is not None:
+                async with self.sessions() as s:  # another process logged this update meanwhile (its row may use the same file)
+                    if done := await s.scalar(select(Submission.id).where(Submission.update_id == update_id)):
+                        return done
+            if created:
+                await asyncio.to_thread(self.photos.remove, self.pseudonym(telegram_id), sha)
+            raise
         except BaseException:
             if created:  # a photo no row refers to: remove it now rather than at the next sweep
                 await asyncio.to_thread(self.photos.remove, self.pseudonym(telegram_id), sha)
@@ -347,19 +376,56 @@ class Storage:
 
     # ------------------------------------------------------------ durable intake
 
-    async def inbox_add(self, rows: list[tuple[int, int | None, dict]]) -> None:
-        """(update_id, telegram user id, payload) rows, committed before the updates are acknowledged."""
+    def _insert(self, table):
+        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+    async def inbox_add(self, rows: list[tuple[int, int | None, dict]], owner: str) -> set[int]:
+        """(update_id, telegram user id, payload) rows, committed before the updates are
+        acknowledged. Returns the ids that were new: only those are for ``owner`` to answer; an
+        update already in the inbox (delivered again, here or to another replica) is not."""
+        new: set[int] = set()
+        at = now()
         async with self.sessions.begin() as s:
             for update_id, user_id, payload in rows:
-                await s.merge(InboxRow(update_id=update_id, user_pseudonym=None if user_id is None else self.pseudonym(user_id), payload=payload))
+                pseudo = None if user_id is None else self.pseudonym(user_id)
+                stmt = self._insert(InboxRow).values(update_id=update_id, user_pseudonym=pseudo, received_at=at, payload=payload, owner=owner, claimed_at=at)
+                if (await s.execute(stmt.on_conflict_do_nothing(index_elements=["update_id"]))).rowcount:
+                    new.add(update_id)
+        return new
 
     async def inbox_done(self, update_id: int) -> None:
+        """Answered: the payload goes, the id stays (``INBOX_KEEP_DONE``) to recognise a repeat."""
         async with self.sessions.begin() as s:
-            await s.execute(delete(InboxRow).where(InboxRow.update_id == update_id))
+            await s.execute(update(InboxRow).where(InboxRow.update_id == update_id).values(done_at=now(), payload=null()))  # SQL NULL, not JSON null
+
+    async def inbox_claim(self, owner: str, stale_s: float) -> list[InboxRow]:
+        """Take over unanswered updates whose owner has not refreshed them for ``stale_s``
+        (0: all of them, for a single process starting after a crash). One conditional UPDATE:
+        two processes never claim the same row (PostgreSQL re-checks the condition after the
+        row lock; SQLite has one writer)."""
+        at = now()
+        async with self.sessions.begin() as s:
+            rows = await s.execute(
+                update(InboxRow)
+                .where(InboxRow.done_at.is_(None), or_(InboxRow.claimed_at.is_(None), InboxRow.claimed_at <= at - timedelta(seconds=stale_s)))
+                .values(owner=owner, claimed_at=at)
+                .returning(InboxRow.update_id, InboxRow.payload)
+            )
+            return sorted((InboxRow(update_id=u, payload=p) for u, p in rows), key=lambda r: r.update_id)
+
+    async def inbox_heartbeat(self, owner: str) -> int:
+        """``owner`` is alive: its unanswered rows are not taken over."""
+        async with self.sessions.begin() as s:
+            return (await s.execute(update(InboxRow).where(InboxRow.owner == owner, InboxRow.done_at.is_(None)).values(claimed_at=now()))).rowcount
+
+    async def inbox_purge(self, keep_s: float) -> int:
+        """Forget answered updates older than ``keep_s`` (Telegram does not deliver them again)."""
+        async with self.sessions.begin() as s:
+            return (await s.execute(delete(InboxRow).where(InboxRow.done_at < now() - timedelta(seconds=keep_s)))).rowcount
 
     async def inbox_pending(self) -> list[InboxRow]:
         async with self.sessions() as s:
-            return list(await s.scalars(select(InboxRow).order_by(InboxRow.update_id)))
+            return list(await s.scalars(select(InboxRow).where(InboxRow.done_at.is_(None)).order_by(InboxRow.update_id)))
 
     async def count_submissions(self) -> int:
         async with self.sessions() as s:

@@ -34,6 +34,13 @@ class FakeTelegram:
         self.delivered: set[tuple[int, int]] = set()
         self.acked = 0  # highest update_id the bot has acknowledged (Telegram forgets those)
         self.valid_token: str | None = None  # set: any other token gets 401 Unauthorized
+        # Webhook mode (after setWebhook): updates are POSTed as Telegram does — with the secret
+        # header, up to max_connections at a time, retried with backoff until a 2xx.
+        self.webhook: dict | None = None
+        self.webhook_verify: object = True  # an SSL context trusting a test's self-signed certificate
+        self.route = None  # optional: update → URL, to send an update to one replica directly
+        self.posts: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error) of every POST
+        self._delivery: asyncio.Task | None = None
 
     # ------------------------------------------------------------ server
 
@@ -48,6 +55,10 @@ class FakeTelegram:
         self.port = next(iter(self.server._sockets.values())).getsockname()[1]
 
     async def stop(self) -> None:
+        self.webhook = None
+        if self._delivery is not None:
+            self._delivery.cancel()
+            await asyncio.gather(self._delivery, return_exceptions=True)
         if self.server:
             self.server.stop()
             await self.server.close_all_connections()
@@ -75,7 +86,12 @@ class FakeTelegram:
             while not self.updates and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             return self.updates[:100]
-        if method in ("deleteWebhook", "setWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction", "deleteMyCommands"):
+        if method == "setWebhook":
+            self.webhook = {"url": params["url"], "secret": params.get("secret_token"), "max_connections": int(params.get("max_connections") or 40)}
+            if self._delivery is None:
+                self._delivery = asyncio.create_task(self._deliver())
+            return True
+        if method in ("deleteWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction", "deleteMyCommands"):
             return True
         if method == "getFile":
             fid = params["file_id"]
@@ -112,6 +128,44 @@ class FakeTelegram:
             self.edits.append({"method": method, **params})
             return True
         raise KeyError(method)
+
+    async def _deliver(self) -> None:
+        import httpx
+
+        busy: set[int] = set()
+        tasks: set[asyncio.Task] = set()
+        async with httpx.AsyncClient(verify=self.webhook_verify, timeout=15) as client:
+            slots = asyncio.Semaphore(self.webhook["max_connections"])
+
+            async def post(update: dict) -> None:
+                delay = 0.05
+                async with slots:
+                    while self.webhook:
+                        url = (self.route and self.route(update)) or self.webhook["url"]
+                        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook["secret"]} if self.webhook["secret"] else {}
+                        try:
+                            status: int | str = (await client.post(url, json=update, headers=headers)).status_code
+                        except httpx.HTTPError as exc:
+                            status = type(exc).__name__
+                        self.posts.append((update["update_id"], status))
+                        if isinstance(status, int) and 200 <= status < 300:
+                            self.updates.remove(update)
+                            self.acked = max(self.acked, update["update_id"])
+                            if "message" in update:
+                                self.delivered.add((update["update_id"], update["message"]["message_id"]))
+                            break
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 1.0)
+                busy.discard(update["update_id"])
+
+            while self.webhook:
+                for update in list(self.updates):
+                    if update["update_id"] not in busy:
+                        busy.add(update["update_id"])
+                        task = asyncio.create_task(post(update))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                await asyncio.sleep(0.01)
 
     # ------------------------------------------------------------ the user's side
 

@@ -371,14 +371,14 @@ async def test_a_photo_without_start_is_answered_then_consent_is_asked_once(bot_
 
 
 def test_rate_limiter_forgets_idle_users():
-    from bot.handlers import RateLimiter
+    from bot.ratelimit import RateLimiter
 
     limiter = RateLimiter(limit=2, window_s=0.0)
     for uid in range(10_050):
-        assert limiter.check(uid) == (True, False)
+        assert limiter.check_now(uid) == (True, False)
     assert len(limiter.hits) < 10_050
     limiter = RateLimiter(limit=1, window_s=60)
-    assert limiter.check(1) == (True, False) and limiter.check(1) == (False, True) and limiter.check(1) == (False, False)
+    assert limiter.check_now(1) == (True, False) and limiter.check_now(1) == (False, True) and limiter.check_now(1) == (False, False)
 
 
 async def test_whoami_tells_users_their_own_id_only(bot_factory):

@@ -91,7 +91,8 @@ async def test_kill_9_during_bursts_loses_no_photo(tmp_path):
     assert not [p for p in photos_dir.rglob("*") if p.is_file()], "no photo or .tmp file is left after /delete"
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert con.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0] == 0, "everything answered"
+        assert con.execute("SELECT count(*) FROM inbox WHERE payload IS NOT NULL").fetchone()[0] == 0, "answered updates keep no content"
         assert con.execute("SELECT count(*) FROM submissions").fetchone()[0] == 0
     output = log.read_text()
     assert "Traceback" not in output

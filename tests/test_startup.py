@@ -37,6 +37,12 @@ async def test_a_rejected_token_is_one_line_and_exit_2(tmp_path):
     assert "Telegram Bot API" in one_line(out)
 
 
+async def test_a_webhook_without_a_secret_token_is_refused(tmp_path):
+    rc, out = await run_bot(bot_env(None, tmp_path / "data", WEBHOOK_URL="https://bot.example.org/tg", WEBHOOK_SECRET_TOKEN=""), tmp_path)
+    assert rc == 2
+    assert "WEBHOOK_SECRET_TOKEN" in one_line(out)
+
+
 async def test_an_unreachable_bot_api_is_retried_then_one_line(tmp_path):
     rc, out = await run_bot(bot_env(None, tmp_path / "data", STARTUP_RETRIES="3"), tmp_path)
     assert rc == 2

@@ -145,3 +145,32 @@ async def test_a_failed_database_write_leaves_no_orphan_photo(storage):
         await storage.add_submission(7, jpeg, **result_fields(model_version=None))  # NOT NULL violated
     assert not list(storage.photos.root.rglob("*.jpg"))
     assert await storage.count_submissions() == 0
+
+
+async def test_inbox_claims_are_exclusive_and_stale_ones_are_taken_over(storage):
+    """Two processes on one database: an update is answered by one of them; a stopped owner's
+    updates are taken over once stale; a repeated delivery is recognised, also after its answer."""
+    rows = [(u, 7, {"update_id": u}) for u in range(1, 41)]
+    assert await storage.inbox_add(rows[:30], "a" * 32) == set(range(1, 31))
+    assert await storage.inbox_add(rows[20:], "b" * 32) == set(range(31, 41)), "21–30 are already a's"
+    assert await storage.inbox_claim("c" * 32, stale_s=60) == [], "fresh claims are not taken over"
+    await storage.inbox_done(1)
+    await asyncio.sleep(0.3)
+    assert await storage.inbox_heartbeat("b" * 32) == 10
+    claimed = await asyncio.gather(storage.inbox_claim("c" * 32, stale_s=0.2), storage.inbox_claim("d" * 32, stale_s=0.2))
+    ids = [r.update_id for rs in claimed for r in rs]
+    assert sorted(ids) == list(range(2, 31)), "a's unanswered rows, each taken by exactly one process; b is alive"
+    assert await storage.inbox_add(rows[:1], "e" * 32) == set(), "answered, then delivered again: not answered twice"
+    assert {r.update_id for r in await storage.inbox_pending()} == set(range(2, 41))
+    assert await storage.inbox_purge(keep_s=3600) == 0
+    assert await storage.inbox_purge(keep_s=0) == 1
+
+
+async def test_one_case_per_update(storage):
+    await storage.upsert_user(7, language="en", consent=CONSENT_YES)
+    jpeg = encode_jpeg(skin_with_spot(size=(240, 320), seed=5))
+    first = await storage.add_submission(7, jpeg, update_id=555, **result_fields())
+    again = await storage.add_submission(7, jpeg, update_id=555, **result_fields())
+    other = await storage.add_submission(7, jpeg, update_id=556, **result_fields())
+    assert first == again != other
+    assert await storage.count_submissions() == 2
