@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print("WEBHOOK_SECRET_TOKEN is not set: without it anyone who finds WEBHOOK_URL can post fake updates. Set a long random value (docs/operations.md).", file=sys.stderr)
         return 2
     token = settings.telegram_bot_token.get_secret_value()
-    setup_logging(settings.log_level, token)
+    setup_logging(settings.log_level, token, settings.log_format)
     try:
         return run(args.command, settings)
     except StartupError as exc:

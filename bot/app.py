@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from datetime import timedelta
 
 from telegram import Update
 from telegram.ext import (
@@ -13,6 +14,7 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
     TypeHandler,
     filters,
@@ -22,7 +24,8 @@ from bot import admin_handlers, observability, referral
 from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES
-from bot.intake import InboxProcessor
+from bot.intake import INBOX_KEEP_DONE_S, InboxProcessor
+from bot.review import Review
 from bot.ratelimit import RateLimiter, RedisRateLimiter
 from bot.runtime import data_dir_problem, drain_abandoned
 from bot.storage import Storage
@@ -86,6 +89,26 @@ def startup_summary(app: Application) -> str:
         f"starting: mode={mode} database={s.db_url_redacted} data={s.data_dir} model={screener.version} "
         f"card_sha256={card} languages={','.join(LANGUAGES)} admins={len(s.admin_user_ids)} workers={s.screening_workers}"
     )
+
+
+#: First retention run after start-up, then daily (``RETENTION_DAYS``; every replica may run it).
+RETENTION_FIRST_S = 300.0
+
+
+async def retention(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: cases older than ``RETENTION_DAYS`` (rows and photo files) and answered updates
+    older than a day are deleted, and the log says how many. ``python -m bot.admin purge`` does
+    the same by hand."""
+    bd = context.bot_data
+    days = bd["settings"].retention_days
+    try:
+        cases, files = await Review(bd["storage"]).purge(days)
+        updates = await bd["storage"].inbox_purge(INBOX_KEEP_DONE_S)
+    except Exception as exc:  # noqa: BLE001 - the database may be down; tomorrow's run catches up
+        log.warning("retention skipped (%s); it runs again in a day", type(exc).__name__)
+        bd["metrics"].storage_failures.labels("retention").inc()
+        return
+    log.info("retention: removed %d cases and %d photo files older than %d days, and %d answered updates", cases, files, days, updates)
 
 
 async def _sweep(app: Application) -> None:
@@ -168,6 +191,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     app.add_handler(MessageHandler(filters.LOCATION, h.on_location))
     app.add_handler(MessageHandler(~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL, h.on_other))
     app.add_error_handler(h.on_error)
+    app.job_queue.run_repeating(retention, interval=timedelta(days=1), first=RETENTION_FIRST_S, name="retention")
     return app
 
 

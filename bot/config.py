@@ -6,7 +6,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds
     log_level: str = "INFO"
-    log_format: str = "text"  # or "json": one object per line, with the update id
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with the update id
     health_listen: str = "127.0.0.1"  # /healthz, /readyz and /metrics …
     health_port: int = 9090  # … on this port (0: off)
     startup_retries: int = 5  # Bot API and database at start-up: tries, with exponential backoff …

@@ -453,6 +453,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         started = time.monotonic()
         result, jpeg = await bd["pool"].screen(data, keep_jpeg=keep)
         bd["metrics"].screened(result, time.monotonic() - started)
+        log.debug("screened in %.0f ms: accepted=%s risk=%s reasons=%s", (time.monotonic() - started) * 1000, result.accepted, result.risk, ",".join(result.reasons))
 
     # "Nothing was kept" is said whenever the user could have expected their photo to be kept.
     sid, stored = 0, not st.get("db_down") and not (st["consent"] == CONSENT_YES and not keep)

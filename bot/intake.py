@@ -37,7 +37,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, SimpleUpdateProcessor
 
-from bot.runtime import within
+from bot.runtime import current_update, within
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class InboxProcessor(SimpleUpdateProcessor):
         self.storage = None  # set by bot.app once storage exists
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if isinstance(update, Update):
+            current_update.set(update.update_id)  # this task's log lines carry it (LOG_FORMAT=json)
         try:
             await coroutine
         finally:
@@ -128,16 +130,12 @@ class Inbox:
 
     async def keep(self) -> None:
         """Until cancelled: refresh this process's claims and take over stale ones, every third
-        of the lease; once an hour, forget answered updates older than a day."""
-        beats = 0
+        of the lease (answered updates are forgotten by the daily retention job, ``bot.app``)."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
                 await within(self.storage.inbox_heartbeat(self.owner), INBOX_WAIT_S)
                 await self.take_over(self.lease_s)
-                beats += 1
-                if beats % max(1, int(3600 / (self.lease_s / 3))) == 1:
-                    await within(self.storage.inbox_purge(INBOX_KEEP_DONE_S), INBOX_WAIT_S)
             except Exception as exc:  # noqa: BLE001 - the database may be down for a while
                 log.warning("inbox upkeep failed (%s); trying again", type(exc).__name__)
 

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import logging
 import os
 import shutil
@@ -92,11 +94,36 @@ class Redact(logging.Filter):
         return True
 
 
-def setup_logging(level: str, token: str) -> None:
+#: The Telegram update being handled, for log correlation (set by ``bot.intake``); never a user id.
+current_update: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_update", default=None)
+
+
+class JsonFormatter(logging.Formatter):
+    """``LOG_FORMAT=json``: one object per line, with the update id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if (update_id := current_update.get()) is not None:
+            out["update_id"] = update_id
+        if record.exc_text:
+            out["error"] = record.exc_text.strip().splitlines()[-1]  # one line; Redact ran first
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(level: str, token: str, fmt: str = "text") -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     redact = Redact(token)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)
+        if fmt == "json":
+            formatter = JsonFormatter()
+            formatter.converter = time.gmtime
+            handler.setFormatter(formatter)
     for name in CHATTY:
         logger = logging.getLogger(name)
         logger.setLevel(max(logging.INFO if name.startswith("telegram") else logging.WARNING, logging.getLogger().level))

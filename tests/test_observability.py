@@ -1,5 +1,6 @@
 """/healthz, /readyz and /metrics, and that the metrics move (#12, part 2)."""
 
+import logging
 import socket
 import sqlite3
 
@@ -63,3 +64,32 @@ async def test_health_readiness_and_metrics_that_move(bot_factory):
             lock.close()
         failures = (await client.get(base + "/metrics")).text
         assert sum(metric(failures, f'bot_storage_failures_total{{op="{op}"}}') for op in ("inbox", "submission", "read_user")) >= 1
+
+
+async def test_retention_runs_daily_and_removes_old_cases(bot_factory, caplog):
+    """The daily job applies RETENTION_DAYS: old cases (rows and photo files) go, recent ones stay."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from bot.storage import CONSENT_YES, Submission, now
+    from inference.decode import encode_jpeg
+
+    from .conftest import skin_with_spot
+    from .test_storage import result_fields
+
+    bot = await bot_factory(retention_days=30)
+    (job,) = bot.app.job_queue.get_jobs_by_name("retention")
+    assert job.job.trigger.interval == timedelta(days=1)
+    storage = bot.storage
+    await storage.upsert_user(5, language="en", consent=CONSENT_YES)
+    old = await storage.add_submission(5, encode_jpeg(skin_with_spot(size=(240, 320), seed=1)), **result_fields())
+    recent = await storage.add_submission(5, encode_jpeg(skin_with_spot(size=(240, 320), seed=2)), **result_fields())
+    async with storage.sessions.begin() as s:
+        await s.execute(update(Submission).where(Submission.id == old).values(created_at=now() - timedelta(days=31)))
+    with caplog.at_level(logging.INFO, logger="bot.app"):
+        await job.run(bot.app)
+    async with storage.sessions() as s:
+        assert list(await s.scalars(select(Submission.id))) == [recent]
+    assert len([p for p in storage.photos.root.rglob("*.jpg")]) == 1
+    assert any("retention: removed 1 cases and 1 photo files older than 30 days" in r.getMessage() for r in caplog.records)

@@ -2,6 +2,7 @@
 the data folder is private (#10). ``python -m bot`` runs as a real process."""
 
 import asyncio
+import json
 import stat
 import subprocess
 
@@ -72,11 +73,12 @@ async def test_a_read_only_data_folder_is_one_line(tmp_path):
 
 
 @needs_shared
-async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_path):
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_path, fmt):
     fake = FakeTelegram()
     await fake.start()
     uid = 987654321
-    bot = await BotProcess(bot_env(fake, tmp_path / "data", LOG_LEVEL="DEBUG"), tmp_path / "bot.log").start()
+    bot = await BotProcess(bot_env(fake, tmp_path / "data", LOG_LEVEL="DEBUG", LOG_FORMAT=fmt), tmp_path / "bot.log").start()
     try:
         fake.send_text(uid, "/start", "ru")
         fake.send_photo(uid, jpeg_bytes(skin_with_spot()), "ru")
@@ -91,7 +93,13 @@ async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_p
             await bot.kill()
         await fake.stop()
     out = bot.output()
-    assert " DEBUG " in out  # it really ran at DEBUG
+    if fmt == "text":
+        assert " DEBUG " in out  # it really ran at DEBUG
+    else:  # one object per line (native libraries' own stderr lines aside), with the update id
+        records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert len(records) >= 5 and not [line for line in out.splitlines() if " DEBUG " in line or " INFO bot" in line]
+        assert {"DEBUG", "INFO"} <= {r["level"] for r in records}
+        assert any(r.get("update_id") for r in records if r["logger"].startswith("bot")), "photo log lines carry the update id"
     assert TOKEN not in out and TOKEN.split(":")[1] not in out
     assert str(uid) not in out and f"User{uid}" not in out
     data = tmp_path / "data"
