@@ -55,6 +55,15 @@ def self_signed(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def render_site(**values: str) -> str:
+    """``deploy/nginx/kz-skin-bot.conf`` with its ``@@MARKER@@``s filled in."""
+    site = (ROOT / "deploy" / "nginx" / "kz-skin-bot.conf").read_text()
+    for marker, value in values.items():
+        site = site.replace(f"@@{marker}@@", value)
+    assert "@@" not in site, "every marker filled in"
+    return site
+
+
 class Nginx:
     """``deploy/nginx/kz-skin-bot.conf`` rendered for loopback and run in the foreground."""
 
@@ -76,16 +85,14 @@ class Nginx:
         return ssl.create_default_context(cafile=str(self.cert))
 
     def render(self) -> Path:
-        site = (ROOT / "deploy" / "nginx" / "kz-skin-bot.conf").read_text()
-        for marker, value in {
-            "UPSTREAMS": "\n    ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.upstreams),
-            "LISTEN": f"127.0.0.1:{self.port}",
-            "SERVER_NAME": "127.0.0.1",
-            "CERT": str(self.cert),
-            "KEY": str(self.key),
-            "PATH": self.path,
-        }.items():
-            site = site.replace(f"@@{marker}@@", value)
+        site = render_site(
+            UPSTREAMS="\n    ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.upstreams),
+            LISTEN=f"127.0.0.1:{self.port}",
+            SERVER_NAME="127.0.0.1",
+            CERT=str(self.cert),
+            KEY=str(self.key),
+            PATH=self.path,
+        )
         (self.folder / "site.conf").write_text(site)
         d = self.folder
         main = "\n".join(

@@ -57,3 +57,19 @@ async def test_webhook_serves_the_url_path_and_checks_the_secret(tmp_path):
         if bot.proc.returncode is None:
             await bot.kill()
         await fake.stop()
+
+
+def test_the_compose_nginx_config_is_the_tested_one():
+    """compose.yaml's nginx config is deploy/nginx/kz-skin-bot.conf (which tests/test_proxy.py
+    runs) with the markers filled in, not a hand-edited copy that drifts."""
+    from .conftest import ROOT
+    from .proxy import render_site
+
+    rendered = render_site(
+        UPSTREAMS='server bot:8443 max_fails=1 fail_timeout=2s;  # compose resolves "bot" to every replica at start',
+        LISTEN="443", SERVER_NAME="_", CERT="/etc/nginx/tls/cert.pem", KEY="/etc/nginx/tls/key.pem", PATH="/tg",
+    )
+    compose = (ROOT / "deploy" / "nginx" / "compose.conf").read_text()
+    body = lambda text: text[text.index("upstream "):]  # noqa: E731 - the header comments differ
+    assert body(compose) == body(rendered)
+    assert "deploy/nginx/compose.conf" in (ROOT / "compose.yaml").read_text()
