@@ -70,3 +70,24 @@ def after_followup(risk: str, signs: bool) -> tuple[str | None, Advice]:
     if risk == "low":
         return None, Advice("followup.low_none", STRENGTH["followup.low_none"])
     return "followup.stands", next_step(risk)
+
+
+#: Order of the risk levels, for "did it rise?".
+LEVEL = {"low": 0, "moderate": 1, "high": 2}
+
+
+def after_comparison(before: str, now: str, before_malignancy: float, now_malignancy: float, noise: float) -> tuple[str, Advice]:
+    """A spot photographed again (#13): a preface key and the advice.
+
+    * a higher level, or malignancy up by more than the model's measured repeat-photo noise
+      (``noise``: the model card's ``repeat_noise``), is a change: see a doctor within
+      ``SIGNS_WITHIN_WEEKS``, as for a ticked warning sign;
+    * a lower level never weakens the advice given before: the earlier result's next step is
+      restated;
+    * otherwise the current result's next step stands.
+    """
+    if LEVEL[now] > LEVEL[before] or now_malignancy - before_malignancy > noise:
+        return "compare.changed", Advice("followup.raised", STRENGTH["followup.raised"])
+    if LEVEL[now] < LEVEL[before]:
+        return "compare.lower", next_step(before)
+    return "compare.same", next_step(now)

@@ -20,12 +20,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin_handlers, observability, referral
+from bot import admin_handlers, observability, referral, spot_handlers
 from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES
 from bot.intake import INBOX_KEEP_DONE_S, InboxProcessor
 from bot.review import Review
+from bot.spot_handlers import Dispatcher
+from bot.spots import Spots, fernet_key
 from bot.ratelimit import RateLimiter, RedisRateLimiter
 from bot.runtime import data_dir_problem, drain_abandoned
 from bot.storage import Storage
@@ -174,6 +176,8 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
             else RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s)
         ),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
+        spots=(spots := Spots(storage, fernet_key(settings.reminder_key.get_secret_value(), secret))),
+        dispatcher=Dispatcher(spots, settings.reminder_rate_per_s, settings.reminder_tick_s, settings.reminder_lease_s),
     )
     app.add_handler(TypeHandler(Update, h.count_update), group=-1)  # metrics only; never stops an update
     admin_handlers.register(app, settings.admin_user_ids)  # before the catch-all handlers
@@ -186,12 +190,14 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     app.add_handler(CommandHandler("delete", h.delete_command))
     app.add_handler(CommandHandler("history", h.history_command))
     app.add_handler(CommandHandler("region", h.region_command))
+    app.add_handler(CommandHandler("spots", spot_handlers.spots_command))
     app.add_handler(CallbackQueryHandler(h.on_button))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, h.on_image))
     app.add_handler(MessageHandler(filters.LOCATION, h.on_location))
     app.add_handler(MessageHandler(~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL, h.on_other))
     app.add_error_handler(h.on_error)
     app.job_queue.run_repeating(retention, interval=timedelta(days=1), first=RETENTION_FIRST_S, name="retention")
+    app.job_queue.run_repeating(spot_handlers.send_reminders, interval=settings.reminder_tick_s, first=min(10.0, settings.reminder_tick_s), name="reminders")
     return app
 
 

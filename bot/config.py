@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     webhook_secret_token: str = ""
     webhook_max_connections: int = 40  # Telegram's parallel POSTs to the webhook
     inbox_lease_s: float = 30.0  # a replica's unanswered updates are taken over this long after it stops
+    reminder_rate_per_s: float = 10.0  # reminders sent per second at most (Telegram allows ~30 messages/s in all)
+    reminder_tick_s: float = 30.0  # how often due reminders are looked for
+    reminder_lease_s: float = 300.0  # a claimed reminder not sent within this long is taken over
+    reminder_key: SecretStr = SecretStr("")  # Fernet key for reminders' chat ids (empty: derived from the pseudonym secret)
     redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0: the per-user photo limit shared by all replicas
 
     model_path: Path | None = None  # default: the model shipped in inference/model

@@ -47,7 +47,7 @@ RISK_BY_CODE = {v: k for k, v in RISK_CODES.items()}
 #: Largest submission id a button may carry (the column is a 32-bit integer everywhere).
 MAX_SID = 2**31 - 1
 #: Commands in the menu, in this order (``bot.app`` sets the default menus).
-COMMANDS = ("start", "help", "language", "region", "privacy", "consent", "history", "delete")
+COMMANDS = ("start", "help", "language", "region", "spots", "privacy", "consent", "history", "delete")
 
 
 class UserTurns:
@@ -269,7 +269,8 @@ async def privacy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     st = await user_state(update, context)
     lang = st["lang"]
     status = t(lang, f"privacy.status_{st['consent']}")
-    await update.effective_message.reply_text(t(lang, "privacy", notice=consent_notice(lang, context), status=status), parse_mode=ParseMode.HTML)
+    text = t(lang, "privacy", notice=consent_notice(lang, context), status=status) + "\n\n" + t(lang, "privacy.reminders")
+    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
 async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -339,6 +340,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             context.user_data.pop("lang", None)  # read again next time
             await query.message.reply_text(t(lang, "storage.down"))
             return
+        if answer == CONSENT_NO:  # withdrawing consent stops reminders (and erases their chat ids)
+            await context.bot_data["spots"].stop_user(update.effective_user.id)
         key = "consent.saved_yes" if answer == CONSENT_YES else ("consent.withdrawn" if before == CONSENT_YES else "consent.saved_no")
         if answer == CONSENT_YES and not storage_ok(context):
             key = "consent.saved_yes_unavailable"
@@ -346,6 +349,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif kind == "delete":
         await query.edit_message_reply_markup(None)
         if value == "yes":
+            await context.bot_data["spots"].delete_user(update.effective_user.id)  # spots, checks, reminders
             gone = await context.bot_data["storage"].delete_user(update.effective_user.id)
             lang = st["lang"]
             context.user_data.clear()
@@ -367,6 +371,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             )
     elif kind == "fu":
         await on_followup(update, context, value, st)
+    elif kind in ("rm", "rt", "sp", "ss", "sm"):
+        from bot.spot_handlers import on_spot_button
+
+        await on_spot_button(update, context, kind, value, st)
     else:
         log.warning("unknown button %r", query.data)
 
@@ -482,11 +490,19 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text += "\n\n" + t(lang, "storage.not_saved")
     if update.update_id in bd.get("late_updates", ()):  # received before a restart: say it is late
         text = t(lang, "late") + "\n\n" + text
-    markup = None
+    markup, spot_id = None, None
     if result.accepted:
+        from bot import spot_handlers as sh  # (it imports this module's helpers)
+
         text += "\n\n" + t(lang, "followup.question")
-        markup = followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0)
+        spot_id = await sh.replied_spot(update, context)  # a reply to a reminder: that spot
+        rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0).inline_keyboard)
+        if spot_id is None:
+            rows += sh.result_buttons(context, update.effective_user.id, lang, sid, result, await sh.active_spots(context, update.effective_user.id))
+        markup = InlineKeyboardMarkup(rows)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
+    if spot_id is not None:
+        await sh.compare(update, context, st, spot_id, result.risk, result.malignancy, sid, jpeg if keep else None)
     if st["consent"] == CONSENT_UNKNOWN and not st.get("db_down") and not context.user_data.get("consent_asked"):
         # Someone who skipped /start is asked once; nothing was kept for this photo.
         await ask_consent(update, context, lang)
@@ -498,7 +514,11 @@ async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: 
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Stickers, voice, video, text…: guidance, never silence."""
+    """Stickers, voice, video, text…: guidance, never silence (a reply naming a spot aside)."""
+    from bot.spot_handlers import on_reply_text
+
+    if await on_reply_text(update, context):
+        return
     lang = (await user_state(update, context))["lang"]
     await update.effective_message.reply_text(t(lang, "unsupported"))
 

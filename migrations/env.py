@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import bot.review  # noqa: F401  (registers the verdicts table)
+import bot.spots  # noqa: F401  (registers spots, checks, reminders)
 from bot.storage import Base
 
 config = context.config

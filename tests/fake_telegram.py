@@ -41,6 +41,8 @@ class FakeTelegram:
         self.route = None  # optional: update → URL, to send an update to one replica directly
         self.posts: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error) of every POST
         self._delivery: asyncio.Task | None = None
+        self.blocked: set[int] = set()  # chats whose user blocked the bot: 403 Forbidden
+        self.flood = 0  # the next this many sendMessage calls get 429 Too Many Requests
 
     # ------------------------------------------------------------ server
 
@@ -96,6 +98,11 @@ class FakeTelegram:
         if method == "getFile":
             fid = params["file_id"]
             return {"file_id": fid, "file_unique_id": fid[::-1], "file_size": len(self.files[fid]), "file_path": f"photos/{fid}.jpg"}
+        if method == "sendMessage" and int(params["chat_id"]) in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if method == "sendMessage" and self.flood > 0:
+            self.flood -= 1
+            raise ApiError(429, "Too Many Requests: retry after 5", {"retry_after": 5})
         if method == "sendMessage":
             chat_id = int(params["chat_id"])
             self.message_id += 1
@@ -184,8 +191,10 @@ class FakeTelegram:
         self.message_id += 1
         return {"message_id": self.message_id, "date": int(time.time()), "chat": {"id": uid, "type": "private"}, "from": self.user(uid, lang), **content}
 
-    def send_text(self, uid: int, text: str, lang: str | None = "en") -> None:
+    def send_text(self, uid: int, text: str, lang: str | None = "en", reply_to: dict | None = None) -> None:
         content = {"text": text}
+        if reply_to is not None:
+            content["reply_to_message"] = _as_message(reply_to)
         if text.startswith("/"):
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         self._push(message=self._message(uid, lang, **content))
@@ -196,7 +205,7 @@ class FakeTelegram:
         self.files[fid] = data
         return fid
 
-    def send_photo(self, uid: int, data: bytes, lang: str | None = "en", media_group_id: str | None = None) -> int:
+    def send_photo(self, uid: int, data: bytes, lang: str | None = "en", media_group_id: str | None = None, reply_to: dict | None = None) -> int:
         """Returns the photo message's id (answers refer to it)."""
         fid = self.add_file(data)
         sizes = [
@@ -205,6 +214,8 @@ class FakeTelegram:
         ]
         self.files[fid + "s"] = b"thumbnail"
         extra = {"media_group_id": media_group_id} if media_group_id else {}
+        if reply_to is not None:  # the user replies to one of the bot's messages
+            extra["reply_to_message"] = _as_message(reply_to)
         message = self._message(uid, lang, photo=sizes, **extra)
         self._push(message=message)
         return message["message_id"]
@@ -251,6 +262,20 @@ class FakeTelegram:
         assert not extra, f"unexpected extra replies: {extra}"
 
 
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, parameters: dict | None = None):
+        super().__init__(description)
+        self.code, self.description, self.parameters = code, description, parameters
+
+
+def _as_message(bot_message: dict) -> dict:
+    """A message the bot sent, as Telegram embeds it in a reply."""
+    msg = {k: v for k, v in bot_message.items() if k not in ("photo_bytes", "at", "reply_to", "reply_markup")}
+    if "photo" in msg:
+        msg.pop("text", None)
+    return msg
+
+
 def buttons(message: dict) -> list[tuple[str, str]]:
     """(text, callback_data) of every inline button of a bot message."""
     markup = message.get("reply_markup") or {}
@@ -282,6 +307,10 @@ class _Api(tornado.web.RequestHandler):
             return
         try:
             result = await self.fake.handle(method, params)
+        except ApiError as exc:
+            self.set_status(exc.code)
+            self.write({"ok": False, "error_code": exc.code, "description": exc.description, **({"parameters": exc.parameters} if exc.parameters else {})})
+            return
         except KeyError as exc:
             self.set_status(400)
             self.write({"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"})

@@ -75,7 +75,8 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
     text = answer["text"]
     assert any(text.startswith(t(lang, f"result.{r}").split("\n")[0]) for r in ("low", "moderate", "high")), text
     assert t(lang, "disclaimer") in text and t(lang, "referral.path") in text
-    assert text.endswith(t(lang, "followup.question")) and len(buttons(question)) == 6
+    assert text.endswith(t(lang, "followup.question")) and len(buttons(question)) == 7  # 5 signs, done, remind me
+    assert buttons(question)[-1][1].startswith("rm:")
     assert any(c[0] == "sendChatAction" for c in h.fake.calls)
 
     async with h.storage.sessions() as s:
@@ -298,9 +299,11 @@ async def test_forged_follow_up_buttons_are_refused_cheaply(bot_factory):
     _, data = accepted_photo(h)
     h.fake.send_photo(85, data, "en")
     (answer,) = await h.fake.replies(85, 1, since=n)
-    done = [b[1] for b in buttons(answer)][-1]
+    done = next(b[1] for b in buttons(answer) if ":d:" in b[1])
+    remind = next(b[1] for b in buttons(answer) if b[1].startswith("rm:"))
     _, sid, risk, mask, action, tag = done.split(":")
     lower = {"h": "m", "m": "l", "l": "m"}[risk]
+    _, _, _, mal, rtag = remind.split(":")
     forged = [
         "fu:0:l:0:4000000000",
         f"fu:{sid}:{risk}:0:4000000000:{tag}",
@@ -310,6 +313,11 @@ async def test_forged_follow_up_buttons_are_refused_cheaply(bot_factory):
         f"fu:{sid}:{risk}:0:d:{'0' * 8}",
         "fu:::::",
         "fu:" + "9" * 60,
+        f"rm:{sid}:{lower}:{mal}:{rtag}",  # a reminder for a lower level than the result
+        f"rt:{sid}:{risk}:0:3:{rtag}",  # … or a lower malignancy
+        f"rt:{sid}:{risk}:{mal}:99:{rtag}",  # an interval nobody offered
+        f"sp:1:{sid}:{risk}:{mal}:{rtag}",  # "this is spot 1" with another button's tag
+        "rm:" + "9" * 60,
     ]
     edits = len(h.fake.edits)
     t0 = time.perf_counter()

@@ -1,0 +1,322 @@
+"""Following a spot in the conversation (#13): the reminder button, ``/spots``, naming, the
+reminder job, and the comparison when a spot is photographed again.
+
+Buttons (``callback_data``), the result's fields signed like the follow-up buttons:
+    rm:<sid>:<risk>:<mal>:<tag>            "remind me" → when?
+    rt:<sid>:<risk>:<mal>:<months>:<tag>   create the spot and its reminder
+    sp:<spot>:<sid>:<risk>:<mal>:<tag>     this photo is of that spot → compare
+    ss:<spot> / sm:<spot>:<months>         stop a spot / move its reminder (ownership checked)
+``mal`` is the malignancy in thousandths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import logging
+import re
+import uuid
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.ext import ContextTypes
+
+from bot import advice
+from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, referral_text, storage_failed, user_state
+from bot.i18n import local_date, t, tn
+from bot.runtime import within
+from bot.spots import MONTHS, RECOMMENDED_MONTHS, Due, SpotCheck
+from bot.storage import CONSENT_YES
+
+log = logging.getLogger(__name__)
+
+# Pacing (settings REMINDER_RATE_PER_S, REMINDER_TICK_S, REMINDER_LEASE_S): at most 10
+# reminders/s — Telegram allows about 30 messages/s in all, and photo answers must not wait
+# behind a backlog (README, "Benchmarks": 10,000 due after an outage); each pass of the job
+# sends at most rate × tick; a claimed reminder not sent within the lease is taken over.
+
+
+def _fields(sid: int, risk: str, malignancy: float) -> str:
+    return f"{sid}:{RISK_CODES[risk]}:{min(1000, max(0, round(malignancy * 1000)))}"
+
+
+def _parse(context: ContextTypes.DEFAULT_TYPE, user_id: int, parts: list[str], tag: str, prefix: str = "") -> tuple[int, str, float] | None:
+    """(sid, risk, malignancy) from signed button fields, or None if anything is off."""
+    if len(parts) != 3:
+        return None
+    sid_s, code, mal_s = parts
+    if not (sid_s.isdigit() and len(sid_s) <= 10 and int(sid_s) <= MAX_SID and code in RISK_BY_CODE and mal_s.isdigit() and int(mal_s) <= 1000):
+        return None
+    if not hmac.compare_digest(tag, button_tag(context, user_id, prefix + ":".join(parts))):
+        return None
+    return int(sid_s), RISK_BY_CODE[code], int(mal_s) / 1000
+
+
+async def replied_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    """The followed spot whose reminder this photo replies to, if any."""
+    replied = update.effective_message.reply_to_message
+    if replied is None:
+        return None
+    try:
+        return await within(context.bot_data["spots"].spot_of_message(update.effective_user.id, replied.message_id), DB_WAIT_S)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not look up the replied reminder (%s)", type(exc).__name__)
+        storage_failed(context, "spots")
+        return None
+
+
+def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list) -> list[list[InlineKeyboardButton]]:
+    """Rows for an accepted result's keyboard: "remind me…", and "this is spot X" when the user
+    follows spots. For moderate/high the reminder is "if I have not seen a doctor": it comes
+    after the doctor advice and never instead of it."""
+    fields = _fields(sid, result.risk, result.malignancy)
+    key = "spot.remind_button_low" if result.risk == "low" else "spot.remind_button_doctor"
+    rows = [[InlineKeyboardButton(t(lang, key), callback_data=f"rm:{fields}:{button_tag(context, user_id, fields)}")]]
+    for spot, check in spots[:3]:
+        payload = f"{spot.id}:{fields}"
+        rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}")])
+    return rows
+
+
+def spot_name(lang: str, spot, check: SpotCheck | None) -> str:
+    return spot.name or t(lang, "spot.unnamed", date=local_date(check.created_at if check else spot.created_at, lang))
+
+
+async def active_spots(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> list:
+    """(spot, last check) of the user's followed spots; empty if the database does not answer."""
+    try:
+        return [(spot, check) for spot, check, _ in await within(context.bot_data["spots"].list(user_id), DB_WAIT_S)]
+    except Exception as exc:  # noqa: BLE001 - the screening answer goes out without the spot buttons
+        log.warning("could not read the user's spots (%s)", type(exc).__name__)
+        storage_failed(context, "spots")
+        return []
+
+
+# ---------------------------------------------------------------- buttons
+
+
+async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str, value: str, st: dict) -> None:
+    query = update.callback_query
+    uid, lang = update.effective_user.id, st["lang"]
+    spots = context.bot_data["spots"]
+    parts = value.split(":")
+    if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
+        sid, risk, _ = parsed
+        fields = ":".join(parts[:3])
+        recommended = RECOMMENDED_MONTHS[risk]
+        buttons = [
+            InlineKeyboardButton(tn(lang, "period.in_months", m) + (" ✓" if m == recommended else ""), callback_data=f"rt:{fields}:{m}:{parts[3]}")
+            for m in MONTHS
+        ]
+        when = t(lang, "spot.when") + "\n" + tn(lang, "period.in_months", recommended) + " " + t(lang, "spot.recommended")
+        await query.message.reply_text(when, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([buttons]))
+    elif kind == "rt" and len(parts) == 5 and parts[3].isdigit() and int(parts[3]) in MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
+        sid, risk, malignancy = parsed
+        await query.edit_message_reply_markup(None)
+        try:
+            _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, int(parts[3])), DB_WAIT_S)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not create a spot (%s)", type(exc).__name__)
+            storage_failed(context, "spots")
+            await query.message.reply_text(t(lang, "spots.unavailable"))
+            return
+        sent = await query.message.reply_text(t(lang, "spot.created", date=local_date(reminder.due_at, lang)))
+        await spots.set_prompt(reminder.spot_id, sent.message_id)  # a reply to it names the spot, on any replica
+    elif kind == "sp" and len(parts) == 5 and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
+        sid, risk, malignancy = parsed
+        await query.edit_message_reply_markup(None)
+        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None)
+    elif kind == "ss" and value.isdigit():
+        spot = await spots.get(uid, int(value))
+        if spot and await spots.stop(uid, spot.id):
+            await query.edit_message_reply_markup(None)
+            await query.message.reply_text(t(lang, "spots.stopped", name=spot_name(lang, spot, None)))
+        else:
+            await query.message.reply_text(t(lang, "spots.not_found"))
+    elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) in MONTHS:
+        spot = await spots.get(uid, int(parts[0]))
+        reminder = spot and await spots.reschedule(uid, query.message.chat_id, lang, spot.id, int(parts[1]))
+        if reminder:
+            await query.message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, None), date=local_date(reminder.due_at, lang)))
+        else:
+            await query.message.reply_text(t(lang, "spots.not_found"))
+    else:
+        log.warning("refused a spot button that does not verify")
+
+
+# ---------------------------------------------------------------- /spots and naming
+
+
+async def spots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    lang = (await user_state(update, context))["lang"]
+    rows = await context.bot_data["spots"].list(update.effective_user.id)
+    if not rows:
+        await update.effective_message.reply_text(t(lang, "spots.empty"))
+        return
+    lines, keyboard = [t(lang, "spots.header")], []
+    for n, (spot, check, reminder) in enumerate(rows, 1):
+        when = local_date(reminder.due_at, lang) if reminder else t(lang, "spots.no_reminder")
+        risk = t(lang, f"risk.{check.risk}") if check else "—"
+        date = local_date(check.created_at, lang) if check else "—"
+        lines.append(t(lang, "spots.item", n=n, name=spot_name(lang, spot, check), date=date, risk=risk, reminder=when))
+        keyboard.append(
+            [InlineKeyboardButton(t(lang, "spots.stop_button", n=n), callback_data=f"ss:{spot.id}")]
+            + [InlineKeyboardButton(f"🔔 {m}", callback_data=f"sm:{spot.id}:{m}") for m in MONTHS]
+        )
+    lines += ["", t(lang, "spots.hint")]
+    await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup(keyboard))
+
+
+async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A text replying to "name this spot", or "N name" replying to the /spots list, names a
+    spot; True if handled. Both are found from the database, so any replica can handle them."""
+    msg = update.effective_message
+    replied = msg.reply_to_message
+    if replied is None or not msg.text or not (replied.from_user and replied.from_user.is_bot):
+        return False
+    uid = update.effective_user.id
+    spots = context.bot_data["spots"]
+    spot_id, name = await spots.spot_of_prompt(uid, replied.message_id), msg.text
+    if spot_id is None:
+        lang = (await user_state(update, context))["lang"]
+        if not (replied.text or "").startswith(re.sub(r"<[^>]+>", "", t(lang, "spots.header"))):
+            return False
+        match = re.match(r"\s*(\d+)[.)]?\s+(.+)", msg.text, re.S)
+        listed = await spots.list(uid)
+        if not match or not 1 <= int(match.group(1)) <= len(listed):
+            return False
+        spot_id, name = listed[int(match.group(1)) - 1][0].id, match.group(2)
+    lang = (await user_state(update, context))["lang"]
+    name = " ".join(name.split())[:64]
+    if name and await context.bot_data["spots"].rename(update.effective_user.id, spot_id, name):
+        await msg.reply_text(t(lang, "spot.named", name=name))
+    else:
+        await msg.reply_text(t(lang, "spots.not_found"))
+    return True
+
+
+# ---------------------------------------------------------------- comparison
+
+
+async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None) -> None:
+    """This photo is of a followed spot: compare with its previous check, advise, record the
+    check and set the next reminder."""
+    uid, lang = update.effective_user.id, st["lang"]
+    spots = context.bot_data["spots"]
+    message = update.effective_message
+    if await spots.get(uid, spot_id) is None:
+        await message.reply_text(t(lang, "spots.not_found"))
+        return
+    previous = await spots.add_check(spot_id, risk, malignancy, sid)
+    if previous is None:
+        return
+    preface, step = advice.after_comparison(previous.risk, risk, previous.malignancy, malignancy, repeat_noise(context))
+    parts = [t(lang, "compare.header", date=local_date(previous.created_at, lang), before=t(lang, f"risk.{previous.risk}"), now=t(lang, f"risk.{risk}"))]
+    parts += [t(lang, preface), step.text(lang)]
+    if step.strength > 0:
+        parts += ["", referral_text(lang, context, st.get("region"))]
+    before_photo = await spots.photo_of(uid, previous) if st["consent"] == CONSENT_YES else None
+    if jpeg is None and sid:
+        jpeg = await spots.photo_of(uid, SpotCheck(submission_id=sid))
+    if before_photo is None or jpeg is None:
+        parts += ["", t(lang, "compare.levels_only")]
+    parts += ["", t(lang, "disclaimer")]
+    reply_to = message.message_id if update.message else None
+    await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to)
+    if before_photo is not None and jpeg is not None:
+        picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, local_date(previous.created_at, lang), t(lang, f"risk.{previous.risk}"), t(lang, f"risk.{risk}"))
+        caption = t(lang, "compare.caption", before=f"{local_date(previous.created_at, lang)}, {t(lang, f'risk.{previous.risk}')}", now=t(lang, f"risk.{risk}"))
+        await message.reply_photo(picture, caption=caption)
+    reminder = await spots.reschedule(uid, message.chat_id, lang, spot_id, RECOMMENDED_MONTHS[risk])
+    if reminder is not None:
+        spot = await spots.get(uid, spot_id)
+        await message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, previous), date=local_date(reminder.due_at, lang)))
+
+
+def repeat_noise(context: ContextTypes.DEFAULT_TYPE) -> float:
+    """The model's measured repeat-photo noise in malignancy (model card ``repeat_noise``)."""
+    noise = context.bot_data["screener"].card.raw.get("repeat_noise") or {}
+    # Unmeasured: any rise counts as a change (beyond the 0.001 the buttons round malignancy to).
+    return max(float(noise.get("malignancy_rise_p95", 0.0)), 0.001)
+
+
+def side_by_side(before: bytes, now: bytes, before_date: str, before_risk: str, now_risk: str, height: int = 480) -> bytes:
+    """One JPEG: the previous photo | the new one, each labelled (the dates and levels are also
+    in the caption, in the user's language)."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    images = []
+    for data in (before, now):
+        img = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+        img.draft("RGB", (height * 2, height))  # a large JPEG is decoded reduced
+        width = max(1, min(height * 2, round(img.width * height / img.height)))
+        images.append(img.resize((width, height), Image.Resampling.LANCZOS))
+    gap, band = 12, 36
+    canvas = Image.new("RGB", (sum(i.width for i in images) + gap, height + band), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for img, label in zip(images, (f"{before_date} · {before_risk}", f"→ {now_risk}"), strict=True):
+        canvas.paste(img, (x, band))
+        draw.text((x + 8, 8), label, fill="black", font_size=20)
+        x += img.width + gap
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- the reminder job
+
+
+class Dispatcher:
+    """Claims due reminders and sends them, paced; one per process (``owner``)."""
+
+    def __init__(self, spots, rate_per_s: float = 10.0, tick_s: float = 30.0, lease_s: float = 300.0):
+        self.spots, self.rate, self.tick, self.lease = spots, rate_per_s, tick_s, lease_s
+        self.owner = uuid.uuid4().hex
+
+    async def run_once(self, bot) -> dict[str, int]:
+        """One pass: at most rate × tick reminders. Returns counts by outcome."""
+        counts = {"sent": 0, "undeliverable": 0, "retry": 0}
+        for due in await self.spots.claim(self.owner, int(self.rate * self.tick), self.lease):
+            counts[await self.send(bot, due)] += 1
+            await asyncio.sleep(1 / self.rate)
+        if any(counts.values()):
+            log.info("reminders: %s", counts)
+        return counts
+
+    async def send(self, bot, due: Due) -> str:
+        if due.chat_id is None:
+            await self.spots.undeliverable(due.id, self.owner)
+            return "undeliverable"
+        lang = due.language
+        name = due.spot_name or t(lang, "spot.unnamed", date=local_date(due.last_at, lang) if due.last_at else "—")
+        text = t(lang, "spot.reminder", name=name, date=local_date(due.last_at, lang) if due.last_at else "—", risk=t(lang, f"risk.{due.last_risk or 'low'}"))
+        try:
+            message = await bot.send_message(due.chat_id, text, parse_mode=ParseMode.HTML)
+        except Forbidden:  # the user blocked the bot: never retried
+            await self.spots.undeliverable(due.id, self.owner)
+            return "undeliverable"
+        except BadRequest as exc:  # chat not found, or a message Telegram refuses: retrying will not help
+            log.error("reminder %d refused by Telegram (%s)", due.id, exc.message)
+            await self.spots.undeliverable(due.id, self.owner)
+            return "undeliverable"
+        except RetryAfter as exc:
+            wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+            await self.spots.retry_later(due.id, self.owner, due.attempts, float(wait))
+            return "retry"
+        except NetworkError:
+            await self.spots.retry_later(due.id, self.owner, due.attempts, min(60.0 * 2**due.attempts, 6 * 3600.0))
+            return "retry"
+        await self.spots.sent(due.id, self.owner, message.message_id)
+        return "sent"
+
+
+async def send_reminders(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The JobQueue job: due reminders go out; a database that is down is tried at the next tick."""
+    try:
+        await context.bot_data["dispatcher"].run_once(context.bot)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("reminder pass failed (%s); trying again at the next tick", type(exc).__name__)
+        storage_failed(context, "reminders")

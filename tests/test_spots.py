@@ -1,0 +1,306 @@
+"""Follow a spot over time (#13): reminders that arrive once, and a comparison with the last photo.
+
+End to end over the fake Bot API in kk, ru and en (the clock is injected: no sleeping), the
+comparison's advice rules, and the reminder queue's reliability: a process killed after claiming,
+two processes on PostgreSQL, a user who blocked the bot, Telegram's flood limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import advice
+from bot.i18n import LANGUAGES, t
+from bot.spot_handlers import Dispatcher
+from bot.spots import CLAIMED, PENDING, SENT, UNDELIVERABLE, Reminder, Spot, SpotCheck, Spots, fernet_key
+from bot.storage import CONSENT_YES, Storage, now
+
+from .bot_process import BotProcess, bot_env
+from .conftest import TOKEN, needs_shared
+from .fake_telegram import FakeTelegram, buttons
+from .proxy import POSTGRES, fresh_postgres
+from .test_advice_flow import benign_top_photo, forced, wait_for
+from .test_bot_e2e import start_user
+
+pytestmark = needs_shared
+
+
+async def follow_a_spot(h, uid: int, lang: str, consent: str, photo: bytes, months: int = 3) -> tuple[dict, int]:
+    """Photo → "remind me" → months → the "reminder set" message; returns it and the count sent."""
+    n = await start_user(h, uid, lang, consent)
+    h.fake.send_photo(uid, photo, lang)
+    (result,) = await h.fake.replies(uid, 1, since=n)
+    remind = next(c for _, c in buttons(result) if c.startswith("rm:"))
+    h.fake.press(uid, result, remind, lang)
+    (when,) = await h.fake.replies(uid, 1, since=n + 1)
+    assert t(lang, "spot.when").split("\n")[0].replace("<b>", "").replace("</b>", "") in when["text"]
+    choice = next(c for _, c in buttons(when) if c.startswith("rt:") and c.split(":")[4] == str(months))
+    h.fake.press(uid, when, choice, lang)
+    (created,) = await h.fake.replies(uid, 1, since=n + 2)
+    return created, n + 3
+
+
+def later(h, days: float) -> None:
+    """Move the bot's clock for spots and reminders."""
+    h.app.bot_data["spots"].clock = lambda: now() + timedelta(days=days)
+
+
+async def run_reminder_job(h) -> None:
+    (job,) = h.app.job_queue.get_jobs_by_name("reminders")
+    await job.run(h.app)
+
+
+async def rows(storage, model) -> list:
+    async with storage.sessions() as s:
+        return list(await s.scalars(select(model)))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_follow_a_spot_from_result_to_reminder_to_comparison_to_delete(bot_factory, screener, lang):
+    h = await bot_factory(forced(screener, "low"))
+    photo = benign_top_photo(screener)
+    uid = 4100
+    created, n = await follow_a_spot(h, uid, lang, "yes", photo)
+    date = re.search(r"\d", created["text"])
+    assert date, "the reminder's date is told"
+
+    h.fake.send_text(uid, "left shoulder", lang, reply_to=created)  # naming by replying
+    (named,) = await h.fake.replies(uid, 1, since=n)
+    assert named["text"] == t(lang, "spot.named", name="left shoulder")
+    h.fake.send_text(uid, "/spots", lang)
+    (listing,) = await h.fake.replies(uid, 1, since=n + 1)
+    assert "left shoulder" in listing["text"] and t(lang, "risk.low") in listing["text"]
+    (reminder_row,) = await rows(h.storage, Reminder)
+    assert reminder_row.chat and str(uid) not in reminder_row.chat, "the chat id is stored encrypted"
+
+    await run_reminder_job(h)  # not due yet
+    await h.fake.quiet(uid, n + 2, wait=0.2)
+    later(h, 95)
+    await run_reminder_job(h)
+    (reminder,) = await h.fake.replies(uid, 1, since=n + 2)
+    assert "left shoulder" in reminder["text"] and "ABCDE" in reminder["text"]
+    assert reminder["text"].split("\n")[0] == t(lang, "spot.reminder", name="left shoulder", date="", risk="").split("\n")[0]
+    (reminder_row,) = await rows(h.storage, Reminder)
+    assert reminder_row.status == SENT and reminder_row.chat is None, "sent once, and the chat id erased"
+    await run_reminder_job(h)
+    await h.fake.quiet(uid, n + 3, wait=0.2)  # never twice
+
+    h.fake.send_photo(uid, photo, lang, reply_to=reminder)  # the new photo, replying to the reminder
+    result, comparison = await h.fake.replies(uid, 2, since=n + 3)
+    assert comparison["text"].startswith(t(lang, "compare.header", date="X", before="Y", now="Z").split("X")[0])
+    assert t(lang, "compare.same") in comparison["text"] and advice.next_step("low").text(lang) in comparison["text"]
+    assert t(lang, "disclaimer") in comparison["text"]
+    picture, moved = await h.fake.replies(uid, 2, since=n + 5)
+    assert picture.get("photo_bytes", b"")[:2] == b"\xff\xd8", "a side-by-side picture (previous | now)"
+    from PIL import Image
+    import io
+
+    side = Image.open(io.BytesIO(picture["photo_bytes"]))
+    single = Image.open(io.BytesIO(photo))
+    assert side.width > 2 * (side.height - 36) * single.width / single.height, "two photos side by side, with a label band"
+    assert "left shoulder" in moved["text"], "the next reminder is set"
+    assert len(await rows(h.storage, SpotCheck)) == 2
+
+    h.fake.send_text(uid, "/delete", lang)
+    (confirm,) = await h.fake.replies(uid, 1, since=n + 7)
+    h.fake.press(uid, confirm, "delete:yes", lang)
+    await h.fake.replies(uid, 1, since=n + 8)
+    for model in (Spot, SpotCheck, Reminder):
+        assert await rows(h.storage, model) == [], model.__name__
+    assert not [p for p in h.storage.photos.root.rglob("*") if p.is_file()]
+
+
+async def test_a_drop_never_weakens_the_earlier_advice_and_without_photo_consent_levels_only(bot_factory, screener):
+    lang, uid = "ru", 4200
+    high = await bot_factory(forced(screener, "high"))
+    photo = benign_top_photo(screener)
+    await follow_a_spot(high, uid, lang, "no", photo, months=1)  # no photo consent: dates and levels only
+    low = await bot_factory(forced(screener, "low"))  # the same database, a model that now says "low"
+    low.fake.update_id = 10_000  # Telegram's update ids never repeat; the inbox would drop a repeat
+    later(low, 40)
+    await run_reminder_job(low)
+    (reminder,) = await low.fake.replies(uid, 1)
+    low.fake.send_photo(uid, photo, lang, reply_to=reminder)
+    result, comparison, moved = await low.fake.replies(uid, 3, since=1)
+    text = comparison["text"]
+    assert t(lang, "compare.lower") in text
+    assert advice.next_step("high").text(lang) in text, "the earlier (high) advice is restated"
+    assert t(lang, "compare.levels_only") in text
+    assert not [m for m in low.fake.sent[uid] if m.get("photo_bytes")], "no picture without photo consent"
+
+
+async def test_a_rise_says_it_has_changed(bot_factory, screener):
+    lang, uid = "kk", 4300
+    low = await bot_factory(forced(screener, "low"))
+    photo = benign_top_photo(screener)
+    await follow_a_spot(low, uid, lang, "yes", photo)
+    moderate = await bot_factory(forced(screener, "moderate"))
+    moderate.fake.update_id = 10_000
+    later(moderate, 100)
+    await run_reminder_job(moderate)
+    (reminder,) = await moderate.fake.replies(uid, 1)
+    moderate.fake.send_photo(uid, photo, lang, reply_to=reminder)
+    result, comparison = await moderate.fake.replies(uid, 2, since=1)
+    assert t(lang, "compare.changed") in comparison["text"]
+    assert advice.advice_text(lang, "followup.raised") in comparison["text"] and "103" in comparison["text"]
+
+
+async def test_withdrawing_consent_stops_reminders_and_spots_can_be_stopped(bot_factory, screener):
+    h = await bot_factory(forced(screener, "low"))
+    photo = benign_top_photo(screener)
+    created, n = await follow_a_spot(h, 4400, "en", "yes", photo)
+    h.fake.send_text(4400, "/consent", "en")
+    (notice,) = await h.fake.replies(4400, 1, since=n)
+    h.fake.press(4400, notice, "consent:no", "en")
+    await h.fake.replies(4400, 1, since=n + 1)
+    (row,) = await rows(h.storage, Reminder)
+    assert row.status == "stopped" and row.chat is None
+    later(h, 200)
+    await run_reminder_job(h)
+    await h.fake.quiet(4400, n + 2, wait=0.2)
+
+    created, n = await follow_a_spot(h, 4401, "en", "no", photo)
+    h.fake.send_text(4401, "/spots", "en")
+    (listing,) = await h.fake.replies(4401, 1, since=n)
+    stop = next(c for _, c in buttons(listing) if c.startswith("ss:"))
+    h.fake.press(4401, listing, stop, "en")
+    (stopped,) = await h.fake.replies(4401, 1, since=n + 1)
+    assert stopped["text"].startswith("Stopped")
+    assert {r.status for r in await rows(h.storage, Reminder)} == {"stopped"}
+
+
+@pytest.mark.parametrize(
+    ("before", "now_", "mal_before", "mal_now", "expected"),
+    [
+        ("low", "moderate", 0.20, 0.20, "compare.changed"),  # a higher level
+        ("low", "low", 0.10, 0.30, "compare.changed"),  # malignancy up by more than the noise
+        ("low", "low", 0.10, 0.15, "compare.same"),  # within the noise
+        ("high", "low", 0.80, 0.10, "compare.lower"),  # a drop
+    ],
+)
+def test_comparison_rules(before, now_, mal_before, mal_now, expected):
+    preface, step = advice.after_comparison(before, now_, mal_before, mal_now, noise=0.17)
+    assert preface == expected
+    assert step.strength >= advice.next_step(before).strength or preface == "compare.same"
+    if expected == "compare.lower":
+        assert step == advice.next_step(before), "a drop restates the earlier advice"
+
+
+# ---------------------------------------------------------------- the queue
+
+
+async def due_reminders(url: str, photos, n: int, secret: bytes, first_chat: int = 50_000) -> Spots:
+    """``n`` reminders due now, each for its own chat, written as the bot writes them."""
+    from bot.migrate import upgrade
+
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, photos, secret)
+    spots = Spots(storage, fernet_key("", secret))
+    async with storage.sessions.begin() as s:
+        for i in range(n):
+            spot = Spot(user_pseudonym=storage.pseudonym(first_chat + i))
+            s.add(spot)
+            await s.flush()
+            s.add(SpotCheck(spot_id=spot.id, risk="low", malignancy=0.1))
+            s.add(spots._reminder(spot.id, spot.user_pseudonym, first_chat + i, "en", now() - timedelta(minutes=1)))
+    return spots
+
+
+def sends(fake: FakeTelegram) -> dict[int, int]:
+    return {chat: sum(1 for m in msgs if "ABCDE" in m["text"]) for chat, msgs in fake.sent.items()}
+
+
+async def drain(dispatchers, bot) -> None:
+    for _ in range(200):
+        counts = await asyncio.gather(*(d.run_once(bot) for d in dispatchers))
+        if not any(sum(c.values()) for c in counts):
+            return
+    raise AssertionError("the queue did not drain")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="TEST_POSTGRES_URL is not set (no PostgreSQL server on this machine); .ci/run sets it")
+async def test_two_processes_send_1000_due_reminders_exactly_once(tmp_path):
+    from telegram import Bot
+
+    url, drop = await fresh_postgres()
+    fake = FakeTelegram()
+    await fake.start()
+    first = await due_reminders(url, tmp_path, 1000, b"k")
+    second = Spots(Storage(url, tmp_path, b"k"), fernet_key("", b"k"))  # another process: its own engine
+    try:
+        async with Bot(TOKEN, base_url=fake.base_url) as bot:
+            await drain([Dispatcher(first, rate_per_s=2000, tick_s=0.05), Dispatcher(second, rate_per_s=2000, tick_s=0.05)], bot)
+        counts = sends(fake)
+        assert len(counts) == 1000 and set(counts.values()) == {1}, "every reminder sent, none twice"
+        statuses = {r.status for r in await rows(first.storage, Reminder)}
+        assert statuses == {SENT}
+        owners = {r.claimed_by for r in await rows(first.storage, Reminder)}
+        assert len(owners) == 2, "both processes took part"
+    finally:
+        await first.storage.close()
+        await second.storage.close()
+        await fake.stop()
+        await drop()
+
+
+async def test_blocked_users_are_not_retried_and_flood_limits_are(tmp_path):
+    from telegram import Bot
+
+    fake = FakeTelegram()
+    await fake.start()
+    spots = await due_reminders(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, 3, b"k", first_chat=60_000)
+    fake.blocked.add(60_000)
+    fake.flood = 1
+    dispatcher = Dispatcher(spots, rate_per_s=1000, tick_s=1)
+    try:
+        async with Bot(TOKEN, base_url=fake.base_url) as bot:
+            first = await dispatcher.run_once(bot)
+            assert first == {"sent": 1, "undeliverable": 1, "retry": 1}
+            assert await dispatcher.run_once(bot) == {"sent": 0, "undeliverable": 0, "retry": 0}, "the 429 waits, the 403 is done"
+            spots.clock = lambda: now() + timedelta(seconds=10)
+            assert await dispatcher.run_once(bot) == {"sent": 1, "undeliverable": 0, "retry": 0}
+        by_chat = {spots._chat(r.chat) for r in await rows(spots.storage, Reminder)}
+        statuses = sorted((r.status, r.attempts) for r in await rows(spots.storage, Reminder))
+        assert statuses == [(SENT, 0), (SENT, 1), (UNDELIVERABLE, 0)]
+        assert by_chat == {None}, "no chat id is kept once a reminder is done"
+        assert sum(1 for c in fake.calls if c[0] == "sendMessage" and int(c[1]["chat_id"]) == 60_000) == 1
+    finally:
+        await spots.storage.close()
+        await fake.stop()
+
+
+async def test_killed_after_claiming_then_sent_once_after_restart(tmp_path):
+    """A process claimed reminders and died before sending (here: claimed by a process that
+    never sends); then the bot is SIGKILLed in the middle of a backlog. Every reminder arrives,
+    and at most the one in flight at the kill arrives twice."""
+    fake = FakeTelegram()
+    await fake.start()
+    data = tmp_path / "data"
+    data.mkdir()
+    env = bot_env(fake, data, REMINDER_TICK_S="0.5", REMINDER_LEASE_S="2", REMINDER_RATE_PER_S="10")
+    secret = env["PSEUDONYM_SECRET"].encode()
+    spots = await due_reminders(f"sqlite+aiosqlite:///{data / 'bot.sqlite3'}", data / "photos", 40, secret, first_chat=70_000)
+    dead = await spots.claim("d" * 32, limit=5, lease_s=2)
+    assert len(dead) == 5 and {r.status for r in await rows(spots.storage, Reminder)} == {PENDING, CLAIMED}
+    await spots.storage.close()
+    bot = await BotProcess(env, tmp_path / "bot.log").start()
+    try:
+        await wait_for(lambda: sum(sends(fake).values()) >= 12, timeout=60)
+        await bot.kill()
+        bot = await BotProcess(env, tmp_path / "bot.log").start()
+        await wait_for(lambda: len(sends(fake)) == 40, timeout=90)
+        assert await bot.stop() == 0
+    finally:
+        if bot.proc.returncode is None:
+            await bot.kill()
+        await fake.stop()
+    counts = sends(fake)
+    assert sum(counts.values()) <= 41, f"at most one reminder twice (the one in flight at the kill): {sorted(counts.values())[-3:]}"
+    for r in dead:
+        assert counts[r.chat_id] == 1, "the dead process's claims were taken over and sent once"
+    assert "Traceback" not in bot.output()
