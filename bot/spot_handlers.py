@@ -16,6 +16,7 @@ import hmac
 import io
 import logging
 import re
+import time
 import uuid
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -277,11 +278,13 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex
 
     async def run_once(self, bot) -> dict[str, int]:
-        """One pass: at most rate × tick reminders. Returns counts by outcome."""
+        """One pass: at most rate × 0.8 tick reminders, paced at ``rate``, so a pass ends
+        before the next one is due. Returns counts by outcome."""
         counts = {"sent": 0, "undeliverable": 0, "retry": 0}
-        for due in await self.spots.claim(self.owner, int(self.rate * self.tick), self.lease):
+        t0 = time.monotonic()
+        for i, due in enumerate(await self.spots.claim(self.owner, max(1, int(self.rate * self.tick * 0.8)), self.lease)):
+            await asyncio.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))
             counts[await self.send(bot, due)] += 1
-            await asyncio.sleep(1 / self.rate)
         if any(counts.values()):
             log.info("reminders: %s", counts)
         return counts

@@ -75,6 +75,24 @@ def loso_section(loso: dict, external: dict | None = None) -> list[str]:
     return out
 
 
+def repeat_noise_section(rn: dict | None) -> list[str]:
+    """How far malignancy moves between two photos of the same unchanged lesion (#13)."""
+    if not rn:
+        return []
+    per = ", ".join(f"{SOURCES.get(k, k)} {v:.3f}" for k, v in rn["per_source_rise_p95"].items())
+    return [
+        "## Repeat-photo noise (comparing a spot over time)",
+        "",
+        f"- Rise in malignancy between two photos of the same unchanged lesion, 95th percentile: **{rn['malignancy_rise_p95']:.3f}** "
+        f"(median |change| {rn['malignancy_abs_median']:.3f}; {rn['lesions']} validation lesions × {rn['views_per_lesion']} views). "
+        "The bot calls a larger rise a change (`bot/advice.py` `after_comparison`).",
+        f"- Per source: {per}.",
+        f"- The risk level differs between two such photos in {rn['level_differs']:.1%} of pairs; a level rise still counts as a change.",
+        f"- Protocol: {rn['protocol']}. Reproduce: `python -m training.repeat_noise --data <the 7 sources> --record`.",
+        "",
+    ]
+
+
 def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None, loso: dict | None = None, external: dict | None = None) -> str:
     t = card["thresholds"]
     out = [
@@ -97,6 +115,7 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
         f"Lesion photos accepted (degraded validation views): {json.dumps(card['metrics']['skin_gate_val']['lesion_photos_accepted'])}; "
         f"non-skin photos rejected: {card['metrics']['skin_gate_val']['non_skin_rejected']} of {card['metrics']['skin_gate_val']['n_non_skin']}.",
         "",
+        *repeat_noise_section(card.get("repeat_noise")),
         "## Test results per source (held-out split, never used for choices)",
         "",
         "`AUC malignant` uses each source's own malignant flag (PAD-UFES-20 counts actinic keratosis as benign); "
