@@ -227,8 +227,10 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     reply_to = message.message_id if update.message else None
     await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to)
     if before_photo is not None and jpeg is not None:
-        picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, local_date(previous.created_at, lang), t(lang, f"risk.{previous.risk}"), t(lang, f"risk.{risk}"))
-        caption = t(lang, "compare.caption", before=f"{local_date(previous.created_at, lang)}, {t(lang, f'risk.{previous.risk}')}", now=t(lang, f"risk.{risk}"))
+        before_label = f"{local_date(previous.created_at, lang)}, {t(lang, f'risk.{previous.risk}')}"
+        now_label = f"{local_date(spots.clock(), lang)}, {t(lang, f'risk.{risk}')}"
+        picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, before_label, now_label)
+        caption = t(lang, "compare.caption", before=before_label, now=now_label)
         await message.reply_photo(picture, caption=caption)
     reminder = await spots.reschedule(uid, message.chat_id, lang, spot_id, RECOMMENDED_MONTHS[risk])
     if reminder is not None:
@@ -243,8 +245,8 @@ def repeat_noise(context: ContextTypes.DEFAULT_TYPE) -> float:
     return max(float(noise.get("malignancy_rise_p95", 0.0)), 0.001)
 
 
-def side_by_side(before: bytes, now: bytes, before_date: str, before_risk: str, now_risk: str, height: int = 480) -> bytes:
-    """One JPEG: the previous photo | the new one, each labelled (the dates and levels are also
+def side_by_side(before: bytes, now: bytes, before_label: str, now_label: str, height: int = 480) -> bytes:
+    """One JPEG: the previous photo | the new one, each labelled with its date and level (also
     in the caption, in the user's language)."""
     from PIL import Image, ImageDraw, ImageOps
 
@@ -258,7 +260,7 @@ def side_by_side(before: bytes, now: bytes, before_date: str, before_risk: str, 
     canvas = Image.new("RGB", (sum(i.width for i in images) + gap, height + band), "white")
     draw = ImageDraw.Draw(canvas)
     x = 0
-    for img, label in zip(images, (f"{before_date} · {before_risk}", f"→ {now_risk}"), strict=True):
+    for img, label in zip(images, (before_label, now_label), strict=True):
         canvas.paste(img, (x, band))
         draw.text((x + 8, 8), label, fill="black", font_size=20)
         x += img.width + gap

@@ -85,6 +85,11 @@ class Reminder(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
+def last_check(spot_id: int):
+    """The query for a spot's most recent check."""
+    return select(SpotCheck).where(SpotCheck.spot_id == spot_id).order_by(SpotCheck.created_at.desc(), SpotCheck.id.desc()).limit(1)
+
+
 def fernet_key(setting: str, pseudonym_secret: bytes) -> bytes:
     """``REMINDER_KEY`` (a Fernet key) if set, else one derived from the pseudonym secret."""
     if setting:
@@ -150,7 +155,7 @@ class Spots:
             spots = list(await s.scalars(select(Spot).where(Spot.user_pseudonym == pseudo, Spot.stopped_at.is_(None)).order_by(Spot.id)))
             out = []
             for spot in spots:
-                check = await s.scalar(select(SpotCheck).where(SpotCheck.spot_id == spot.id).order_by(SpotCheck.created_at.desc(), SpotCheck.id.desc()).limit(1))
+                check = await s.scalar(last_check(spot.id))
                 reminder = await s.scalar(select(Reminder).where(Reminder.spot_id == spot.id, Reminder.status.in_((PENDING, CLAIMED))).order_by(Reminder.due_at).limit(1))
                 out.append((spot, check, reminder))
             return out
@@ -201,7 +206,7 @@ class Spots:
     async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None) -> SpotCheck | None:
         """The new check, after returning the previous one (None for the first)."""
         async with self.storage.sessions.begin() as s:
-            previous = await s.scalar(select(SpotCheck).where(SpotCheck.spot_id == spot_id).order_by(SpotCheck.created_at.desc(), SpotCheck.id.desc()).limit(1))
+            previous = await s.scalar(last_check(spot_id))
             s.add(SpotCheck(spot_id=spot_id, created_at=self.clock(), risk=risk, malignancy=malignancy, submission_id=submission_id or None))
             return previous
 
@@ -266,7 +271,7 @@ class Spots:
             out = []
             for rid, chat, language, spot_id, attempts in rows:
                 spot = await s.get(Spot, spot_id)
-                check = await s.scalar(select(SpotCheck).where(SpotCheck.spot_id == spot_id).order_by(SpotCheck.created_at.desc(), SpotCheck.id.desc()).limit(1))
+                check = await s.scalar(last_check(spot_id))
                 out.append(Due(rid, self._chat(chat), language, spot_id, spot.name if spot else None, check.created_at if check else None, check.risk if check else None, attempts))
         return sorted(out, key=lambda d: d.id)
 
