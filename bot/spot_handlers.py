@@ -86,13 +86,25 @@ def spot_name(lang: str, spot, check: SpotCheck | None) -> str:
 
 
 async def active_spots(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> list:
-    """(spot, last check) of the user's followed spots; empty if the database does not answer."""
+    """(spot, last check) of the user's followed spots; empty if the database does not answer.
+
+    Read once per process and user with SQLite (one process owns it: no query per photo), on
+    every photo with a shared database (another replica may have changed them)."""
+    cached = context.user_data.get("spots")
+    if cached is not None and not context.bot_data["storage"].shared:
+        return cached
     try:
-        return [(spot, check) for spot, check, _ in await within(context.bot_data["spots"].list(user_id), DB_WAIT_S)]
+        found = [(spot, check) for spot, check, _ in await within(context.bot_data["spots"].list(user_id), DB_WAIT_S)]
     except Exception as exc:  # noqa: BLE001 - the screening answer goes out without the spot buttons
         log.warning("could not read the user's spots (%s)", type(exc).__name__)
         storage_failed(context, "spots")
         return []
+    context.user_data["spots"] = found
+    return found
+
+
+def spots_changed(context: ContextTypes.DEFAULT_TYPE) -> None:
+    context.user_data.pop("spots", None)
 
 
 # ---------------------------------------------------------------- buttons
@@ -103,6 +115,8 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE, kin
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     parts = value.split(":")
+    if kind != "rm":
+        spots_changed(context)
     if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
         sid, risk, _ = parsed
         fields = ":".join(parts[:3])
@@ -190,6 +204,7 @@ async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
             return False
         spot_id, name = listed[int(match.group(1)) - 1][0].id, match.group(2)
     lang = (await user_state(update, context))["lang"]
+    spots_changed(context)
     name = " ".join(name.split())[:64]
     if name and await context.bot_data["spots"].rename(update.effective_user.id, spot_id, name):
         await msg.reply_text(t(lang, "spot.named", name=name))
@@ -211,6 +226,7 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
         await message.reply_text(t(lang, "spots.not_found"))
         return
     previous = await spots.add_check(spot_id, risk, malignancy, sid)
+    spots_changed(context)
     if previous is None:
         return
     preface, step = advice.after_comparison(previous.risk, risk, previous.malignancy, malignancy, repeat_noise(context))
