@@ -74,6 +74,7 @@ async def _post_shutdown(app: Application) -> None:
     server = app.bot_data.pop("health_server", None)
     if server is not None:
         server.stop()
+    await app.update_processor.drain()  # the last answered updates marked done
     await drain_abandoned()  # database calls given up on must finish before the engine goes
     await asyncio.to_thread(app.bot_data["pool"].close)
     await app.bot_data["limiter"].close()

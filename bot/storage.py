@@ -238,8 +238,11 @@ class Storage:
     def __init__(self, url: str, photos_dir: Path, secret: bytes):
         # SQLite's busy timeout (1.5 s) stays under the 2 s a reply waits, so a call given up on
         # behind a lock also ends soon.
-        connect_args = {"timeout": 1.5} if url.startswith("sqlite") else {}
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        sqlite_ = url.startswith("sqlite")
+        connect_args = {"timeout": 1.5} if sqlite_ else {}
+        # A pre-ping finds a server connection that dropped; a SQLite file has none to drop, and
+        # the ping was an extra round trip through aiosqlite's thread on every transaction.
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not sqlite_, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -393,10 +396,11 @@ class Storage:
                     new.add(update_id)
         return new
 
-    async def inbox_done(self, update_id: int) -> None:
+    async def inbox_done(self, update_ids: int | list[int]) -> None:
         """Answered: the payload goes, the id stays (``INBOX_KEEP_DONE``) to recognise a repeat."""
+        ids = [update_ids] if isinstance(update_ids, int) else update_ids
         async with self.sessions.begin() as s:
-            await s.execute(update(InboxRow).where(InboxRow.update_id == update_id).values(done_at=now(), payload=null()))  # SQL NULL, not JSON null
+            await s.execute(update(InboxRow).where(InboxRow.update_id.in_(ids)).values(done_at=now(), payload=null()))  # SQL NULL, not JSON null
 
     async def inbox_claim(self, owner: str, stale_s: float) -> list[InboxRow]:
         """Take over unanswered updates whose owner has not refreshed them for ``stale_s``
