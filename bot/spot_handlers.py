@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import io
 import logging
 import re
@@ -175,7 +176,7 @@ async def spots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         when = local_date(reminder.due_at, lang) if reminder else t(lang, "spots.no_reminder")
         risk = t(lang, f"risk.{check.risk}") if check else "—"
         date = local_date(check.created_at, lang) if check else "—"
-        lines.append(t(lang, "spots.item", n=n, name=spot_name(lang, spot, check), date=date, risk=risk, reminder=when))
+        lines.append(t(lang, "spots.item", n=n, name=html.escape(spot_name(lang, spot, check)), date=date, risk=risk, reminder=when))  # HTML message
         keyboard.append(
             [InlineKeyboardButton(t(lang, "spots.stop_button", n=n), callback_data=f"ss:{spot.id}")]
             + [InlineKeyboardButton(f"🔔 {m}", callback_data=f"sm:{spot.id}:{m}") for m in MONTHS]
@@ -312,7 +313,7 @@ class Dispatcher:
             await self.spots.undeliverable(due.id, self.owner)
             return "undeliverable"
         lang = due.language
-        name = due.spot_name or t(lang, "spot.unnamed", date=local_date(due.last_at, lang) if due.last_at else "—")
+        name = html.escape(due.spot_name or t(lang, "spot.unnamed", date=local_date(due.last_at, lang) if due.last_at else "—"))  # the user's words in an HTML message
         text = t(lang, "spot.reminder", name=name, date=local_date(due.last_at, lang) if due.last_at else "—", risk=t(lang, f"risk.{due.last_risk or 'low'}"))
         try:
             message = await bot.send_message(due.chat_id, text, parse_mode=ParseMode.HTML)
