@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--negatives", nargs="*", default=[], help="folders of non-skin photos for the 'is this skin' head")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--alpha", type=float, default=0.5, help="MobileNetV2 width (must match --weights)")
-    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--seed", type=int, default=1234, help="augmentation and initialisation; also the splits unless --split-seed is given")
+    t.add_argument("--split-seed", type=int, default=None, help="the splits' seed, to train another seed on the same splits (compare recipes over seeds)")
     t.add_argument("--epochs-head", type=int, default=1)
     t.add_argument("--epochs-finetune", type=int, default=7)
     t.add_argument("--cut", default=None, help="last frozen layer; its output is cached and everything after it is fine-tuned (default: training.model.CUT_LAYER)")
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         negatives=args.negatives,
         seed=args.seed,
+        split_seed=args.split_seed,
         alpha=args.alpha,
         epochs_head=args.epochs_head,
         epochs_finetune=args.epochs_finetune,

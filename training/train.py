@@ -68,7 +68,8 @@ class Config:
     weights: str | None
     out: str
     negatives: list[str] = field(default_factory=list)
-    seed: int = 1234
+    seed: int = 1234  # augmentation, initialisation and (unless split_seed is set) the splits
+    split_seed: int | None = None  # another training seed on the same splits: compare recipes over seeds
     alpha: float = 0.5
     epochs_head: int = 1
     epochs_finetune: int = 7
@@ -116,7 +117,7 @@ class BestByValidation(keras.callbacks.Callback):
 
 def _features_key(cfg: Config) -> str:
     """What the cached feature maps depend on: a rerun with the same key reuses them."""
-    keys = ("data", "weights", "negatives", "seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy", "lowres_views")
+    keys = ("data", "weights", "negatives", "seed", "split_seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy", "lowres_views")
     return json.dumps({k: getattr(cfg, k) for k in keys} | {"views": cfg.views_per_source}, sort_keys=True)
 
 
@@ -200,7 +201,7 @@ def train(cfg: Config) -> dict:
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for folder in cfg.data:
         src = read_source(folder)
-        parts = split_source(src, cfg.seed)
+        parts = split_source(src, cfg.seed if cfg.split_seed is None else cfg.split_seed)
         for name, items in parts.items():
             if cfg.limit_per_source:  # smoke runs: a seeded sample across classes
                 keep = max(2, cfg.limit_per_source * {"train": 3, "val": 1, "test": 1}[name])
@@ -354,7 +355,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
+        "training": {"colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
         "data": [CITATIONS.get(src, f"{src}: a maintainers' export of reviewed cases (bot.admin export)") for src in sorted(counts["train"])]
         + ["Non-skin negatives: wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma) and generated documents"],
         "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
