@@ -155,7 +155,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         .concurrent_updates(processor)
         .connection_pool_size(settings.connection_pool_size)
         .pool_timeout(30)
-        .rate_limiter(MessageRateLimiter(max_retries=3))
+        .rate_limiter(MessageRateLimiter(overall_max_rate=settings.telegram_messages_per_s, max_retries=3))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .updater(None)

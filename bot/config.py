@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     screening_memory_mb: int = 400  # address space a worker may map beyond the loaded model
     concurrent_updates: int = 64  # photos waiting for their user's turn hold a slot, so keep it high
     connection_pool_size: int = 64
+    telegram_messages_per_s: float = 30.0  # Telegram's broadcast limit for a bot; raise only if Telegram raised yours (paid broadcasts)
     rate_limit_photos: int = 8  # photos per user …
     rate_limit_window_s: float = 60.0  # … per this many seconds
     log_level: str = "INFO"
