@@ -113,6 +113,11 @@ class _Metrics(tornado.web.RequestHandler):
 def start_server(app, listen: str, port: int):
     """The health/metrics server on the running event loop; returns it (``stop()`` to close)."""
     web = tornado.web.Application([(r"/healthz", _Health, {"app": app}), (r"/readyz", _Ready, {"app": app}), (r"/metrics", _Metrics, {"app": app})])
-    server = web.listen(port, listen)
+    try:
+        server = web.listen(port, listen)
+    except OSError as exc:
+        from bot.runtime import StartupError
+
+        raise StartupError(f"HEALTH_PORT {listen}:{port} cannot be used ({exc.strerror or exc}): give each process on a machine its own port, or 0 to switch it off") from None
     log.info("health and metrics on http://%s:%d/{healthz,readyz,metrics}", listen, port)
     return server

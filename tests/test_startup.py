@@ -14,7 +14,8 @@ from .fake_telegram import FakeTelegram
 
 
 def one_line(output: str) -> str:
-    lines = [x for x in output.strip().splitlines() if x.strip() and " WARNING " not in x and " INFO " not in x]
+    # (LiteRT's own "INFO: Created TensorFlow Lite XNNPACK delegate" lines come from native code)
+    lines = [x for x in output.strip().splitlines() if x.strip() and " WARNING " not in x and " INFO " not in x and not x.startswith("INFO: ")]
     assert len(lines) == 1, output
     assert "Traceback" not in output and TOKEN not in output
     return lines[0]
@@ -109,3 +110,20 @@ async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_p
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
     assert (data / "bot.sqlite3").exists()
+
+
+async def test_a_health_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    fake = FakeTelegram()
+    await fake.start()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1])), tmp_path)
+    finally:
+        taken.close()
+        await fake.stop()
+    assert rc == 2
+    assert "HEALTH_PORT" in one_line(out)
