@@ -494,11 +494,12 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if result.accepted:
         from bot import spot_handlers as sh  # (it imports this module's helpers)
 
-        text += "\n\n" + t(lang, "followup.question")
         spot_id = await sh.replied_spot(update, context)  # a reply to a reminder: that spot
+        followed = [] if spot_id is not None else await sh.active_spots(context, update.effective_user.id)
+        text += "\n\n" + t(lang, "followup.question") + ("\n" + t(lang, "compare.pick") if followed else "")
         rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0).inline_keyboard)
         if spot_id is None:
-            rows += sh.result_buttons(context, update.effective_user.id, lang, sid, result, await sh.active_spots(context, update.effective_user.id))
+            rows += sh.result_buttons(context, update.effective_user.id, lang, sid, result, followed)
         markup = InlineKeyboardMarkup(rows)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
     if spot_id is not None:

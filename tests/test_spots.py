@@ -334,3 +334,18 @@ async def test_a_claim_whose_process_died_is_sent_once_after_the_lease(tmp_path)
     finally:
         await spots.storage.close()
         await fake.stop()
+
+
+async def test_any_photo_can_be_attached_to_a_followed_spot_from_its_buttons(bot_factory, screener):
+    h = await bot_factory(forced(screener, "low"))
+    photo = benign_top_photo(screener)
+    created, n = await follow_a_spot(h, 4500, "ru", "yes", photo)
+    h.fake.send_photo(4500, photo, "ru")  # not a reply: the user picks the spot
+    (result,) = await h.fake.replies(4500, 1, since=n)
+    assert result["text"].endswith(t("ru", "compare.pick"))
+    pick = next(c for label, c in buttons(result) if c.startswith("sp:") and label.startswith("📍"))
+    h.fake.press(4500, result, pick, "ru")
+    comparison, picture, moved = await h.fake.replies(4500, 3, since=n + 1)
+    assert comparison["text"].startswith(t("ru", "compare.header", date="X", before="Y", now="Z").split("X")[0])
+    assert picture.get("photo_bytes"), "both photos kept (consent): the side-by-side picture"
+    assert len(await rows(h.storage, SpotCheck)) == 2
