@@ -192,9 +192,11 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     app.add_handler(CommandHandler("history", h.history_command))
     app.add_handler(CommandHandler("region", h.region_command))
     app.add_handler(CommandHandler("spots", spot_handlers.spots_command))
+    app.add_handler(CallbackQueryHandler(spot_handlers.on_spot_button, pattern=spot_handlers.BUTTONS))
     app.add_handler(CallbackQueryHandler(h.on_button))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, h.on_image))
     app.add_handler(MessageHandler(filters.LOCATION, h.on_location))
+    app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, spot_handlers.on_reply_text))  # naming a spot
     app.add_handler(MessageHandler(~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL, h.on_other))
     app.add_error_handler(h.on_error)
     app.job_queue.run_repeating(retention, interval=timedelta(days=1), first=RETENTION_FIRST_S, name="retention")

@@ -371,10 +371,6 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             )
     elif kind == "fu":
         await on_followup(update, context, value, st)
-    elif kind in ("rm", "rt", "sp", "ss", "sm"):
-        from bot.spot_handlers import on_spot_button
-
-        await on_spot_button(update, context, kind, value, st)
     else:
         log.warning("unknown button %r", query.data)
 
@@ -515,11 +511,7 @@ async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: 
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Stickers, voice, video, text…: guidance, never silence (a reply naming a spot aside)."""
-    from bot.spot_handlers import on_reply_text
-
-    if await on_reply_text(update, context):
-        return
+    """Stickers, voice, video, text…: guidance, never silence."""
     lang = (await user_state(update, context))["lang"]
     await update.effective_message.reply_text(t(lang, "unsupported"))
 

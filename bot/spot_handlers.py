@@ -26,7 +26,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ContextTypes
 
 from bot import advice
-from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, referral_text, storage_failed, user_state
+from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, on_other, referral_text, storage_failed, user_state
 from bot.i18n import local_date, t, tn
 from bot.runtime import within
 from bot.spots import MONTHS, RECOMMENDED_MONTHS, Due, SpotCheck
@@ -111,8 +111,15 @@ def spots_changed(context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---------------------------------------------------------------- buttons
 
 
-async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str, value: str, st: dict) -> None:
+#: The buttons this module answers (``bot.app`` routes them here, before the other buttons).
+BUTTONS = r"^(rm|rt|sp|ss|sm):"
+
+
+async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
+    st = await user_state(update, context)
+    kind, _, value = query.data.partition(":")
+    await query.answer()
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     parts = value.split(":")
@@ -139,22 +146,24 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE, kin
             await query.message.reply_text(t(lang, "spots.unavailable"))
             return
         sent = await query.message.reply_text(t(lang, "spot.created", date=local_date(reminder.due_at, lang)))
-        await spots.set_prompt(reminder.spot_id, sent.message_id)  # a reply to it names the spot, on any replica
+        try:  # a reply to it names the spot, on any replica; the reminder is set either way
+            await within(spots.set_prompt(reminder.spot_id, sent.message_id), DB_WAIT_S)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not remember the naming prompt (%s)", type(exc).__name__)
+            storage_failed(context, "spots")
     elif kind == "sp" and len(parts) == 5 and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)
         await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None)
     elif kind == "ss" and value.isdigit():
-        spot = await spots.get(uid, int(value))
-        if spot and await spots.stop(uid, spot.id):
+        if spot := await spots.stop(uid, int(value)):
             await query.edit_message_reply_markup(None)
             await query.message.reply_text(t(lang, "spots.stopped", name=spot_name(lang, spot, None)))
         else:
             await query.message.reply_text(t(lang, "spots.not_found"))
     elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) in MONTHS:
-        spot = await spots.get(uid, int(parts[0]))
-        reminder = spot and await spots.reschedule(uid, query.message.chat_id, lang, spot.id, int(parts[1]))
-        if reminder:
+        if moved := await spots.reschedule(uid, query.message.chat_id, lang, int(parts[0]), int(parts[1])):
+            spot, reminder = moved
             await query.message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, None), date=local_date(reminder.due_at, lang)))
         else:
             await query.message.reply_text(t(lang, "spots.not_found"))
@@ -185,18 +194,24 @@ async def spots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup(keyboard))
 
 
-async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A text replying to "name this spot", or "N name" replying to the /spots list, names a
-    spot; True if handled. Both are found from the database, so any replica can handle them."""
+    spot (both found from the database, so any replica can handle them); any other text gets
+    the usual guidance (``handlers.on_other``)."""
+    if not await _name_a_spot(update, context):
+        await on_other(update, context)
+
+
+async def _name_a_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     msg = update.effective_message
     replied = msg.reply_to_message
     if replied is None or not msg.text or not (replied.from_user and replied.from_user.is_bot):
         return False
     uid = update.effective_user.id
     spots = context.bot_data["spots"]
+    lang = (await user_state(update, context))["lang"]
     spot_id, name = await spots.spot_of_prompt(uid, replied.message_id), msg.text
     if spot_id is None:
-        lang = (await user_state(update, context))["lang"]
         if not (replied.text or "").startswith(re.sub(r"<[^>]+>", "", t(lang, "spots.header"))):
             return False
         match = re.match(r"\s*(\d+)[.)]?\s+(.+)", msg.text, re.S)
@@ -204,7 +219,6 @@ async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
         if not match or not 1 <= int(match.group(1)) <= len(listed):
             return False
         spot_id, name = listed[int(match.group(1)) - 1][0].id, match.group(2)
-    lang = (await user_state(update, context))["lang"]
     spots_changed(context)
     name = " ".join(name.split())[:64]
     if name and await context.bot_data["spots"].rename(update.effective_user.id, spot_id, name):
@@ -223,7 +237,8 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     message = update.effective_message
-    if await spots.get(uid, spot_id) is None:
+    spot = await spots.get(uid, spot_id)
+    if spot is None:
         await message.reply_text(t(lang, "spots.not_found"))
         return
     previous = await spots.add_check(spot_id, risk, malignancy, sid)
@@ -235,9 +250,9 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     parts += [t(lang, preface), step.text(lang)]
     if step.strength > 0:
         parts += ["", referral_text(lang, context, st.get("region"))]
-    before_photo = await spots.photo_of(uid, previous) if st["consent"] == CONSENT_YES else None
-    if jpeg is None and sid:
-        jpeg = await spots.photo_of(uid, SpotCheck(submission_id=sid))
+    before_photo = await spots.photo_of(uid, previous.submission_id) if st["consent"] == CONSENT_YES else None
+    if jpeg is None:  # picked from a button: this photo's own logged case
+        jpeg = await spots.photo_of(uid, sid)
     if before_photo is None or jpeg is None:
         parts += ["", t(lang, "compare.levels_only")]
     parts += ["", t(lang, "disclaimer")]
@@ -249,9 +264,8 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
         picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, before_label, now_label)
         caption = t(lang, "compare.caption", before=before_label, now=now_label)
         await message.reply_photo(picture, caption=caption)
-    reminder = await spots.reschedule(uid, message.chat_id, lang, spot_id, RECOMMENDED_MONTHS[risk])
-    if reminder is not None:
-        spot = await spots.get(uid, spot_id)
+    if moved := await spots.reschedule(uid, message.chat_id, lang, spot_id, RECOMMENDED_MONTHS[risk]):
+        reminder = moved[1]
         await message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, previous), date=local_date(reminder.due_at, lang)))
 
 

@@ -160,10 +160,19 @@ class Spots:
                 out.append((spot, check, reminder))
             return out
 
+    async def _own(self, s, telegram_id: int, spot_id: int) -> Spot | None:
+        """The spot if it is this user's and still followed (every change checks this)."""
+        spot = await s.get(Spot, spot_id)
+        return spot if spot is not None and spot.user_pseudonym == self.storage.pseudonym(telegram_id) and spot.stopped_at is None else None
+
+    @staticmethod
+    async def _stop_pending(s, *where) -> int:
+        """Pending (or claimed) reminders matching ``where`` stop, and their chat ids go."""
+        return (await s.execute(update(Reminder).where(*where, Reminder.status.in_((PENDING, CLAIMED))).values(status=STOPPED, chat=None))).rowcount
+
     async def get(self, telegram_id: int, spot_id: int) -> Spot | None:
         async with self.storage.sessions() as s:
-            spot = await s.get(Spot, spot_id)
-            return spot if spot is not None and spot.user_pseudonym == self.storage.pseudonym(telegram_id) and spot.stopped_at is None else None
+            return await self._own(s, telegram_id, spot_id)
 
     async def set_prompt(self, spot_id: int, message_id: int) -> None:
         async with self.storage.sessions.begin() as s:
@@ -175,33 +184,32 @@ class Spots:
 
     async def rename(self, telegram_id: int, spot_id: int, name: str) -> bool:
         async with self.storage.sessions.begin() as s:
-            spot = await s.get(Spot, spot_id)
-            if spot is None or spot.user_pseudonym != self.storage.pseudonym(telegram_id):
+            spot = await self._own(s, telegram_id, spot_id)
+            if spot is None:
                 return False
             spot.name = name.strip()[:64] or None
             return True
 
-    async def stop(self, telegram_id: int, spot_id: int) -> bool:
-        """Stop following a spot: its pending reminder goes, with the chat id."""
+    async def stop(self, telegram_id: int, spot_id: int) -> Spot | None:
+        """Stop following a spot: its pending reminder goes, with the chat id. Returns the spot
+        (None if it is not this user's, or already stopped)."""
         async with self.storage.sessions.begin() as s:
-            spot = await s.get(Spot, spot_id)
-            if spot is None or spot.user_pseudonym != self.storage.pseudonym(telegram_id):
-                return False
-            spot.stopped_at = self.clock()
-            await s.execute(update(Reminder).where(Reminder.spot_id == spot_id, Reminder.status.in_((PENDING, CLAIMED))).values(status=STOPPED, chat=None))
-            return True
+            spot = await self._own(s, telegram_id, spot_id)
+            if spot is not None:
+                spot.stopped_at = self.clock()
+                await self._stop_pending(s, Reminder.spot_id == spot_id)
+            return spot
 
-    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, months: int) -> Reminder | None:
-        """Replace the spot's pending reminder with one in ``months``."""
-        pseudo = self.storage.pseudonym(telegram_id)
+    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, months: int) -> tuple[Spot, Reminder] | None:
+        """Replace the spot's pending reminder with one in ``months``; (spot, new reminder)."""
         async with self.storage.sessions.begin() as s:
-            spot = await s.get(Spot, spot_id)
-            if spot is None or spot.user_pseudonym != pseudo or spot.stopped_at is not None:
+            spot = await self._own(s, telegram_id, spot_id)
+            if spot is None:
                 return None
-            await s.execute(update(Reminder).where(Reminder.spot_id == spot_id, Reminder.status.in_((PENDING, CLAIMED))).values(status=STOPPED, chat=None))
-            reminder = self._reminder(spot_id, pseudo, chat_id, language, add_months(self.clock(), months))
+            await self._stop_pending(s, Reminder.spot_id == spot_id)
+            reminder = self._reminder(spot_id, spot.user_pseudonym, chat_id, language, add_months(self.clock(), months))
             s.add(reminder)
-        return reminder
+        return spot, reminder
 
     async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None) -> SpotCheck | None:
         """The new check, after returning the previous one (None for the first)."""
@@ -210,12 +218,13 @@ class Spots:
             s.add(SpotCheck(spot_id=spot_id, created_at=self.clock(), risk=risk, malignancy=malignancy, submission_id=submission_id or None))
             return previous
 
-    async def photo_of(self, telegram_id: int, check: SpotCheck) -> bytes | None:
-        """The stored photo of a check (consenting users only), or None."""
-        if not check.submission_id:
+    async def photo_of(self, telegram_id: int, submission_id: int | None) -> bytes | None:
+        """The stored photo of a logged case (a check's ``submission_id``; consenting users
+        only), or None."""
+        if not submission_id:
             return None
         async with self.storage.sessions() as s:
-            sub = await s.get(Submission, check.submission_id)
+            sub = await s.get(Submission, submission_id)
         if sub is None or not sub.photo_sha256 or sub.user_pseudonym != self.storage.pseudonym(telegram_id):
             return None
         try:
@@ -226,17 +235,16 @@ class Spots:
     async def spot_of_message(self, telegram_id: int, message_id: int) -> int | None:
         """The spot whose reminder was this message (a photo sent as a reply attaches to it)."""
         async with self.storage.sessions() as s:
-            spot_id = await s.scalar(select(Reminder.spot_id).where(Reminder.user_pseudonym == self.storage.pseudonym(telegram_id), Reminder.message_id == message_id))
-        return spot_id if spot_id and await self.get(telegram_id, spot_id) else None
+            return await s.scalar(
+                select(Reminder.spot_id)
+                .join(Spot, Spot.id == Reminder.spot_id)
+                .where(Reminder.user_pseudonym == self.storage.pseudonym(telegram_id), Reminder.message_id == message_id, Spot.stopped_at.is_(None))
+            )
 
     async def stop_user(self, telegram_id: int) -> int:
         """Consent withdrawn: every pending reminder stops and its chat id is erased."""
         async with self.storage.sessions.begin() as s:
-            return (
-                await s.execute(
-                    update(Reminder).where(Reminder.user_pseudonym == self.storage.pseudonym(telegram_id), Reminder.status.in_((PENDING, CLAIMED))).values(status=STOPPED, chat=None)
-                )
-            ).rowcount
+            return await self._stop_pending(s, Reminder.user_pseudonym == self.storage.pseudonym(telegram_id))
 
     async def delete_user(self, telegram_id: int) -> int:
         """``/delete``: spots, checks and reminders. Returns how many spots."""
@@ -268,7 +276,8 @@ class Spots:
                     .returning(Reminder.id, Reminder.chat, Reminder.language, Reminder.spot_id, Reminder.attempts)
                 )
             )
-            out = []
+        out = []  # what the message needs, read after the claim commits (SQLite's write lock is free again)
+        async with self.storage.sessions() as s:
             for rid, chat, language, spot_id, attempts in rows:
                 spot = await s.get(Spot, spot_id)
                 check = await s.scalar(last_check(spot_id))
@@ -292,18 +301,18 @@ class Spots:
             )
             return bool(result.rowcount)
 
-    async def undeliverable(self, rid: int, owner: str) -> None:
-        async with self.storage.sessions.begin() as s:
-            await s.execute(update(Reminder).where(Reminder.id == rid, Reminder.claimed_by == owner).values(status=UNDELIVERABLE, chat=None))
+    async def undeliverable(self, rid: int, owner: str, **values: object) -> None:
+        """Never tried again (blocked, refused, too many tries); the chat id goes."""
+        await self._mark(rid, owner, status=UNDELIVERABLE, chat=None, **values)
 
     async def retry_later(self, rid: int, owner: str, attempts: int, delay_s: float) -> None:
         """Back to pending after ``delay_s``; undeliverable after ``MAX_ATTEMPTS`` tries."""
+        if attempts + 1 >= MAX_ATTEMPTS:
+            await self.undeliverable(rid, owner, attempts=attempts + 1)
+        else:
+            await self._mark(rid, owner, status=PENDING, claimed_by=None, attempts=attempts + 1, next_try_at=self.clock() + timedelta(seconds=delay_s))
+
+    async def _mark(self, rid: int, owner: str, **values: object) -> None:
+        """Change a reminder this process claimed (never one another process took over)."""
         async with self.storage.sessions.begin() as s:
-            if attempts + 1 >= MAX_ATTEMPTS:
-                await s.execute(update(Reminder).where(Reminder.id == rid, Reminder.claimed_by == owner).values(status=UNDELIVERABLE, chat=None, attempts=attempts + 1))
-                return
-            await s.execute(
-                update(Reminder)
-                .where(Reminder.id == rid, Reminder.claimed_by == owner)
-                .values(status=PENDING, claimed_by=None, attempts=attempts + 1, next_try_at=self.clock() + timedelta(seconds=delay_s))
-            )
+            await s.execute(update(Reminder).where(Reminder.id == rid, Reminder.claimed_by == owner).values(**values))

@@ -427,10 +427,6 @@ class Storage:
         async with self.sessions.begin() as s:
             return (await s.execute(delete(InboxRow).where(InboxRow.done_at < now() - timedelta(seconds=keep_s)))).rowcount
 
-    async def inbox_pending(self) -> list[InboxRow]:
-        async with self.sessions() as s:
-            return list(await s.scalars(select(InboxRow).where(InboxRow.done_at.is_(None)).order_by(InboxRow.update_id)))
-
     async def count_submissions(self) -> int:
         async with self.sessions() as s:
             return int(await s.scalar(select(func.count(Submission.id))) or 0)

@@ -237,11 +237,7 @@ class FakeTelegram:
 
     def press(self, uid: int, bot_message: dict, data: str, lang: str | None = "en") -> None:
         self.update_id += 1
-        message = {k: v for k, v in bot_message.items() if k not in ("photo_bytes", "at", "reply_to")}  # test-only fields
-        if "photo" in message:
-            message.pop("text", None)
-        if not message.get("reply_markup"):
-            message.pop("reply_markup", None)
+        message = _as_message(bot_message, keep_markup=True)
         query = {"id": f"cb{self.update_id}", "from": self.user(uid, lang), "chat_instance": "ci", "data": data, "message": message}
         self.updates.append({"update_id": self.update_id, "callback_query": query})
 
@@ -268,11 +264,14 @@ class ApiError(Exception):
         self.code, self.description, self.parameters = code, description, parameters
 
 
-def _as_message(bot_message: dict) -> dict:
-    """A message the bot sent, as Telegram embeds it in a reply."""
-    msg = {k: v for k, v in bot_message.items() if k not in ("photo_bytes", "at", "reply_to", "reply_markup")}
+def _as_message(bot_message: dict, keep_markup: bool = False) -> dict:
+    """A message the bot sent, as Telegram embeds it in a reply (or, with its keyboard, in a
+    button press), without the fake's own test-only fields."""
+    msg = {k: v for k, v in bot_message.items() if k not in ("photo_bytes", "at", "reply_to")}
     if "photo" in msg:
         msg.pop("text", None)
+    if not (keep_markup and msg.get("reply_markup")):
+        msg.pop("reply_markup", None)
     return msg
 
 
