@@ -267,12 +267,14 @@ class Storage:
         fingerprint = secret_fingerprint(self._secret)
         async with self.sessions.begin() as s:
             users = int(await s.scalar(select(func.count(User.pseudonym))) or 0)
-            row = await s.get(Meta, "secret_fingerprint")
-            if row is None:
+            if await s.get(Meta, "secret_fingerprint") is None:
                 if users and created_now:
                     raise SecretMismatch(f"the database already has {users} users, but the pseudonym secret was just created")
-                s.add(Meta(key="secret_fingerprint", value=fingerprint))
-            elif not hmac.compare_digest(row.value, fingerprint):
+                # Replicas starting together on a new database: the first fingerprint wins and
+                # every process compares its own with it below.
+                await s.execute(self._insert(Meta).values(key="secret_fingerprint", value=fingerprint).on_conflict_do_nothing(index_elements=["key"]))
+            stored = await s.scalar(select(Meta.value).where(Meta.key == "secret_fingerprint"))
+            if not hmac.compare_digest(stored, fingerprint):
                 raise SecretMismatch(f"the pseudonym secret is not the one this database's {users} users were keyed with")
         return users
 

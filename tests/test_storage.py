@@ -177,3 +177,21 @@ async def test_one_case_per_update(storage):
     assert first == again != other
     assert await storage.count_submissions() == 2
 
+
+async def test_replicas_starting_together_agree_on_the_secret(db_url, tmp_path):
+    """Two processes check the secret of a new database at the same moment: both start (the
+    fingerprint is written once); a process with another secret is still refused."""
+    from bot.storage import SecretMismatch
+
+    same = [Storage(db_url, tmp_path / "photos", b"shared-secret") for _ in range(4)]
+    try:
+        assert await asyncio.gather(*(s.check_secret(created_now=False) for s in same)) == [0, 0, 0, 0]
+    finally:
+        for s in same:
+            await s.close()
+    other = Storage(db_url, tmp_path / "photos", b"another")
+    try:
+        with pytest.raises(SecretMismatch):
+            await other.check_secret(created_now=False)
+    finally:
+        await other.close()
