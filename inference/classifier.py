@@ -3,11 +3,16 @@
 A TFLite interpreter is not safe to call from two threads at once, and the bot runs screenings
 in a thread pool; one interpreter per thread (built lazily from the shared model bytes) is
 cheaper than a lock that would serialise all screenings.  TensorFlow is never imported here.
+
+A model may be an ensemble: several TFLite files with the same input and outputs, whose
+calibrated probabilities and skin scores are averaged (the card lists them as ``members``;
+training.loso measures ensembles the same way).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +29,15 @@ class Prediction:
     skin: float  # probability that the photo is a close-up of skin
 
 
+ModelSource = bytes | str | Path
+
+
 class Classifier:
-    def __init__(self, model: bytes | str | Path, *, colour_constancy: bool, threads_per_interpreter: int = 1):
-        self._model = model if isinstance(model, bytes) else Path(model).read_bytes()
+    def __init__(self, model: ModelSource | Sequence[ModelSource], *, colour_constancy: bool, threads_per_interpreter: int = 1):
+        members = [model] if isinstance(model, bytes | str | Path) else list(model)
+        if not members:
+            raise ValueError("a classifier needs at least one model file")
+        self._models = tuple(m if isinstance(m, bytes) else Path(m).read_bytes() for m in members)
         # No default: it must match training, so it comes from the model card.  A default of "on"
         # once gave wrong probabilities when a script forgot it for a model trained without it.
         self.colour_constancy = colour_constancy
@@ -34,20 +45,27 @@ class Classifier:
         self._local = threading.local()
         # Fail at load time, not on the first user's photo; tensor indices are the same for every
         # interpreter built from these bytes, so they are resolved once here, not per photo.
-        self._input_index, self._probs_index, self._skin_index = self._resolve(self._interpreter())
+        self._indices = [self._resolve(it) for it in self._interpreters()]
 
     @property
-    def model_bytes(self) -> bytes:
-        """The TFLite flatbuffer (what a worker process needs to load the same model)."""
-        return self._model
+    def model_bytes(self) -> tuple[bytes, ...]:
+        """The TFLite flatbuffers (what a worker process needs to load the same model)."""
+        return self._models
 
-    def _interpreter(self) -> Interpreter:
-        it = getattr(self._local, "interpreter", None)
-        if it is None:
-            it = Interpreter(model_content=self._model, num_threads=self._threads)
-            it.allocate_tensors()
-            self._local.interpreter = it
-        return it
+    @property
+    def members(self) -> int:
+        return len(self._models)
+
+    def _interpreters(self) -> list[Interpreter]:
+        its = getattr(self._local, "interpreters", None)
+        if its is None:
+            its = []
+            for model in self._models:
+                it = Interpreter(model_content=model, num_threads=self._threads)
+                it.allocate_tensors()
+                its.append(it)
+            self._local.interpreters = its
+        return its
 
     @staticmethod
     def _resolve(it: Interpreter) -> tuple[int, int, int]:
@@ -69,9 +87,14 @@ class Classifier:
         return model_input(rgb, self.colour_constancy)
 
     def predict_input(self, x: np.ndarray) -> Prediction:
-        it = self._interpreter()
-        it.set_tensor(self._input_index, x[None].astype(np.float32, copy=False))
-        it.invoke()
-        probs = it.get_tensor(self._probs_index)[0].astype(np.float64)
-        skin = float(it.get_tensor(self._skin_index)[0][0])
-        return Prediction(probs / probs.sum(), skin)
+        batch = x[None].astype(np.float32, copy=False)
+        probs = np.zeros(len(CLASSES))
+        skin = 0.0
+        for it, (inp, out_probs, out_skin) in zip(self._interpreters(), self._indices, strict=True):
+            it.set_tensor(inp, batch)
+            it.invoke()
+            p = it.get_tensor(out_probs)[0].astype(np.float64)
+            probs += p / p.sum()
+            skin += float(it.get_tensor(out_skin)[0][0])
+        n = len(self._models)
+        return Prediction(probs / n, skin / n)

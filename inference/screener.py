@@ -50,6 +50,8 @@ class ModelCard:
     skin_cut: float
     colour_constancy: bool
     raw: dict
+    members: tuple[str, ...] = ()  # an ensemble's TFLite files, beside the card; () = one model
+
 
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
@@ -58,7 +60,10 @@ class ModelCard:
             raise ValueError(f"model card classes {card['classes']} differ from {list(CLASSES)}")
         t = card["thresholds"]
         colour_constancy = bool(card["input"].get("colour_constancy", True))
-        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card)
+        members = tuple(m["file"] for m in card.get("members", []))
+        if any(Path(m).name != m for m in members):
+            raise ValueError(f"model card members must be file names beside the card: {members}")
+        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card, members)
 
 
 class Screener:
@@ -71,10 +76,14 @@ class Screener:
 
     @classmethod
     def load(cls, model: str | Path | None = None, card: str | Path | None = None) -> Screener:
-        model_path = Path(model) if model else Path(str(MODEL_DIR / "model.tflite"))
-        card_path = Path(card) if card else model_path.with_name("model_card.json")
+        """The shipped model, or ``model`` (a .tflite) with ``card`` (default: the card beside it).
+        An ensemble's card names its own files: then ``card`` alone is enough."""
+        model_path = Path(model) if model else None
+        card_path = Path(card) if card else (model_path or Path(str(MODEL_DIR / "model.tflite"))).with_name("model_card.json")
         model_card = ModelCard.read(card_path)
-        return cls(Classifier(model_path, colour_constancy=model_card.colour_constancy), model_card)
+        # An ensemble's thresholds belong to the average, never to one member: the card decides.
+        files = [card_path.with_name(m) for m in model_card.members] or [model_path or card_path.with_name("model.tflite")]
+        return cls(Classifier(files, colour_constancy=model_card.colour_constancy), model_card)
 
     @property
     def version(self) -> str:

@@ -50,3 +50,13 @@ def test_skin_cut_keeps_the_photo_that_defines_it():
     scores = {"pad_ufes20": np.array([0.98058] + [0.999] * 64), "ham10000": np.full(100, 0.9995)}
     cut = skin_cut(scores)
     assert cut == 0.9805 and all((s >= cut).all() for s in scores.values())
+
+
+def test_the_in_source_ship_rule_allows_a_drop_of_at_most_the_tolerance():
+    from training.ensemble import insource_verdict
+
+    reference = {"ham10000": {"auc_malignant": 0.917}, "isic2017": {"auc_malignant": 0.861}, "bcn20000": {"auc_malignant": None}}
+    ok, lines = insource_verdict({"ham10000": {"auc_malignant": 0.907}, "isic2017": {"auc_malignant": 0.870}}, reference, 0.01)
+    assert ok and len(lines) == 2  # exactly the tolerance is allowed; a source without a number is not compared
+    ok, lines = insource_verdict({"ham10000": {"auc_malignant": 0.9069}, "isic2017": {"auc_malignant": 0.870}}, reference, 0.01)
+    assert not ok and "FAILS" in lines[0] and "ok" in lines[1]

@@ -100,3 +100,15 @@ def test_a_card_for_other_classes_is_refused(tmp_path):
 def test_serving_follows_the_cards_colour_constancy(screener):
     assert screener.classifier.colour_constancy is screener.card.colour_constancy
     assert screener.card.colour_constancy == screener.card.raw["input"]["colour_constancy"]
+
+
+def test_an_ensemble_card_may_only_name_files_beside_it(tmp_path):
+    """A card's ``members`` are loaded from its own folder: a path out of it is refused, so a
+    copied card cannot make the bot read some other file as a model."""
+    import json
+
+    card = json.loads((ROOT / "inference" / "model" / "model_card.json").read_text())
+    card["members"] = [{"file": "../secret.tflite", "version": "x"}]
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="beside the card"):
+        Screener.load(card=tmp_path / "model_card.json")

@@ -88,10 +88,36 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
 
     screener = Screener.load(out / "model.tflite")
     img = np.full((400, 400, 3), 170, np.uint8)
-    from .conftest import jpeg_bytes
+    from .conftest import ROOT, jpeg_bytes
 
     r = screener.screen(jpeg_bytes(img), force=True)
     assert r.model == "test-run" and abs(sum(r.probabilities.values()) - 1) < 1e-3
+
+    # An ensemble of this run and the shipped model: one folder the tools accept, its own cut
+    # points and gate, served as the mean of its members; installing it leaves no stale file.
+    from inference.classifier import Classifier
+    from training.ensemble import main as ensemble_main
+
+    ens = tmp_path / "ens"
+    assert ensemble_main([str(out), str(ROOT / "inference" / "model"), "--out", str(ens), "--version", "test-ens"]) == 0
+    ens_card = json.loads((ens / "model_card.json").read_text())
+    assert ens_card["members"][0] == {"file": "member-test-run.tflite", "version": "test-run", "architecture": card["architecture"]}
+    assert len(ens_card["members"]) >= 2 and all((ens / m["file"]).exists() for m in ens_card["members"])
+    assert set(ens_card["metrics"]["test"]) == {"ham10000", "pad_ufes20"} and "skin_gate_val" in ens_card["metrics"]
+    assert set(json.loads((ens / "report.json").read_text())["val_auc_needs_doctor"]) == {"ham10000", "pad_ufes20"}
+    served = Screener.load(card=ens / "model_card.json")
+    assert served.classifier.members == len(ens_card["members"]) and served.version == "test-ens"
+    from PIL import Image
+
+    photo = np.asarray(Image.open(min((DATA / "pad_ufes20" / "images").iterdir())).convert("RGB"))
+    each = [Classifier(ens / m["file"], colour_constancy=False).predict(photo) for m in ens_card["members"]]
+    both = served.classifier.predict(photo)
+    assert np.allclose(both.probabilities, np.mean([e.probabilities for e in each], axis=0), atol=1e-6)
+    assert abs(both.skin - np.mean([e.skin for e in each])) < 1e-6
+    assert not np.allclose(each[0].probabilities, each[1].probabilities, atol=1e-3)  # the mean is not one member's
+    training.card.install(ens)
+    assert sorted(f.name for f in package.glob("*.tflite")) == sorted(m["file"] for m in ens_card["members"])
+    assert Screener.load(card=package / "model_card.json").screen(jpeg_bytes(photo), force=True).model == "test-ens"
 
     # A rerun into the same folder (after an interruption, say) reuses the feature maps and the
     # finished epochs instead of starting over.
@@ -156,6 +182,26 @@ def test_loso_protocol_scores_every_held_out_source_and_resumes(tmp_path, capsys
     assert "LOSO mean" in capsys.readouterr().out
     assert main(["--data", "x", "--cache", "x", "--out", str(out), "--markdown"]) == 0
     assert "| today |" in capsys.readouterr().out
+
+    # An ensemble is scored from the members' kept outputs, averaged: no member trains again...
+    from training.evaluate import auc
+    from training.loso import MEL, Cached
+
+    preds = tmp_path / "cache" / "preds"
+    kept = {p: p.stat().st_mtime_ns for p in preds.rglob("*.npy")}
+    assert len(kept) == 2 * (3 + 3)  # two recipes × (three held-out sources + three test splits)
+    assert main(args[:-5] + ["--recipes", "today+all7", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in preds.rglob("*.npy")} == kept
+    res = json.loads(out.read_text())
+    bcn = Cached.load(tmp_path / "cache" / "bcn20000.npz")
+    mean = (np.load(preds / "today" / "loso-bcn20000.npy") + np.load(preds / "all7" / "loso-bcn20000.npy")) / 2
+    assert res["today+all7/loso/bcn20000"]["auc_melanoma"] == auc(mean[:, MEL], bcn.label == MEL)
+    assert set(res["today+all7/insource"]["test"]) == {"ham10000", "pad_ufes20", "bcn20000"}
+    # ...unless a member's outputs are missing: that fold alone is run again.
+    (preds / "all7" / "loso-pad_ufes20.npy").unlink()
+    assert main(args[:-5] + ["--recipes", "today+all7", "--out", str(out)]) == 0
+    again = {p: p.stat().st_mtime_ns for p in preds.rglob("*.npy")}
+    assert [p.name for p in again if again[p] != kept.get(p)] == ["loso-pad_ufes20.npy"]
 
 
 @needs_shared

@@ -161,12 +161,21 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
 PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "inference" / "model"
 
 
-def install(run: Path, *, model: bool = True) -> Path:
-    """Copy a run's card (and, unless ``model`` is False, its model) into ``inference/model``."""
+def install(run: Path, *, model: bool = True, into: Path | None = None) -> Path:
+    """Copy a run's card (and, unless ``model`` is False, its model files: every member of an
+    ensemble) into ``inference/model``; model files the new card does not name are removed, so
+    the package never carries a member nobody loads."""
+    into = into or PACKAGE_MODEL_DIR
+    card = json.loads((run / "model_card.json").read_text())
+    files = [m["file"] for m in card.get("members", [])] or ["model.tflite"]
     if model:
-        shutil.copy(run / "model.tflite", PACKAGE_MODEL_DIR / "model.tflite")
-    shutil.copy(run / "model_card.json", PACKAGE_MODEL_DIR / "model_card.json")
-    return PACKAGE_MODEL_DIR
+        for name in files:
+            shutil.copy(run / name, into / name)
+        for old in into.glob("*.tflite"):
+            if old.name not in files:
+                old.unlink()
+    shutil.copy(run / "model_card.json", into / "model_card.json")
+    return into
 
 
 def run_row(card: dict, report: dict, change: str) -> dict:

@@ -25,19 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a training output folder (model.tflite, model_card.json, report.json, splits.csv)")
     p.add_argument("--install", action="store_true", help="copy the model and updated card into inference/model")
     args = p.parse_args(argv)
-    for name in ("model.tflite", "model_card.json", "report.json", "splits.csv"):
+    for name in ("model_card.json", "report.json", "splits.csv"):
         if not (args.run / name).exists():
             p.error(f"{args.run} has no {name}")
 
-    from inference.classifier import Classifier
-    from inference.screener import ModelCard
+    from inference.screener import Screener
     from training import augment, evaluate
     from training.card import install
     from training.data import load_image, read_splits
 
     card_path, report_path = args.run / "model_card.json", args.run / "report.json"
     card, report = json.loads(card_path.read_text()), json.loads(report_path.read_text())
-    clf = Classifier(args.run / "model.tflite", colour_constancy=ModelCard.read(card_path).colour_constancy)
+    clf = Screener.load(card=args.run / "model_card.json").classifier  # every member of an ensemble
     splits = read_splits(args.run / "splits.csv")
 
     def views(sample, n: int) -> np.ndarray:

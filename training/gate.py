@@ -47,15 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--install", action="store_true", help="copy the updated card into inference/model")
     args = p.parse_args(argv)
 
-    from inference.classifier import Classifier
-    from inference.screener import ModelCard
+    from inference.screener import Screener
     from training import augment
     from training.card import install
     from training.data import load_image, load_negatives, read_splits
 
     card_path = args.run / "model_card.json"
     card = json.loads(card_path.read_text())
-    clf = Classifier(args.run / "model.tflite", colour_constancy=ModelCard.read(card_path).colour_constancy)
+    clf = Screener.load(card=args.run / "model_card.json").classifier  # every member of an ensemble
     rng = np.random.default_rng(args.seed)
     by_source: dict[str, list[float]] = {}
     for sample in read_splits(args.run / "splits.csv")["val"]:

@@ -18,6 +18,10 @@ the same network as the shipped model, cut later). One fold takes one to three m
 recipes (data mix, weighting, low-resolution views); it does not reproduce the shipped model's
 absolute numbers. Backbone and cut-depth choices need full trainings, not this proxy.
 
+Ensembles: a recipe name ``a+b`` averages the softmax outputs of recipes ``a`` and ``b`` fold by fold
+(what a served ensemble of the two full models does). Every fold's outputs are kept in
+``CACHE/preds``; a member fold whose outputs are not there is run again.
+
 Resumable: each source's cache is one ``.npz`` written atomically, and every finished fold is
 appended to ``--out`` at once; a rerun skips what is there.
 """
@@ -205,28 +209,74 @@ def score(probs: np.ndarray, c: Cached, mask: np.ndarray) -> dict:
 # ----------------------------------------------------------------------------- the protocol
 
 
-def run_recipe(recipe: Recipe, cached: dict[str, Cached], weights_path: str | None, done: dict, record, seed: int, epochs: int, alpha: float) -> None:
+class Predictions:
+    """Each fold's softmax outputs on disk (``CACHE/preds/RECIPE/KEY.npy``), so that ensembles of
+    recipes can be scored without training again."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, recipe: str, key: str) -> Path:
+        return self.folder / recipe / f"{key}.npy"
+
+    def has(self, recipe: str, key: str) -> bool:
+        return self.path(recipe, key).exists()
+
+    def save(self, recipe: str, key: str, probs: np.ndarray) -> None:
+        path = self.path(recipe, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.tmp.npy")
+        np.save(tmp, probs.astype(np.float32))
+        os.replace(tmp, path)
+
+    def load(self, recipe: str, key: str) -> np.ndarray:
+        return np.load(self.path(recipe, key))
+
+
+def run_recipe(recipe: Recipe, cached: dict[str, Cached], weights_path: str | None, done: dict, record, seed: int, epochs: int, alpha: float, preds: Predictions, need_preds: bool = False) -> None:
+    """Every LOSO fold and the in-source fit of one recipe; a fold already in ``done`` is skipped
+    unless ``need_preds`` (an ensemble uses this recipe) and its outputs were not kept."""
     names = sorted(cached) if recipe.sources is None else [n for n in recipe.sources if n in cached]
+
+    def skip(key: str, pred_keys: list[str]) -> bool:
+        return key in done and not (need_preds and not all(preds.has(recipe.name, k) for k in pred_keys))
+
     for held in sorted(cached):
         key = f"{recipe.name}/loso/{held}"
-        if key in done:
+        if skip(key, [f"loso-{held}"]):
             continue
         t0 = time.time()
         train = [(cached[n], np.ones(len(cached[n].label), bool)) for n in names if n != held]
         x, y, w = training_set(train, recipe)
         (probs,) = fit_and_predict(weights_path, x, y, w, [cached[held].centre], seed, epochs, alpha)
+        preds.save(recipe.name, f"loso-{held}", probs)
         res = score(probs, cached[held], np.ones(len(probs), bool))
         record(key, {"recipe": recipe.name, "held_out": held, "train_sources": [n for n in names if n != held], "n_views": len(x), "seconds": round(time.time() - t0), **res})
     key = f"{recipe.name}/insource"
-    if key in done:
+    tests = [cached[n] for n in sorted(cached)]
+    if skip(key, [f"test-{c.name}" for c in tests]):
         return
     t0 = time.time()
     train = [(cached[n], cached[n].split != "test") for n in names]
     x, y, w = training_set(train, recipe)
-    tests = [cached[n] for n in sorted(cached)]
     probs = fit_and_predict(weights_path, x, y, w, [c.centre[c.split == "test"] for c in tests], seed, epochs, alpha)
+    for c, p in zip(tests, probs, strict=True):
+        preds.save(recipe.name, f"test-{c.name}", p)
     per = {c.name: score(p, c, c.split == "test") for c, p in zip(tests, probs, strict=True)}
     record(key, {"recipe": recipe.name, "train_sources": names, "seconds": round(time.time() - t0), "test": per})
+
+
+def score_ensemble(name: str, cached: dict[str, Cached], preds: Predictions, record) -> None:
+    """An ensemble's folds: the members' kept outputs averaged, scored like any recipe."""
+    members = name.split("+")
+    for held in sorted(cached):
+        probs = np.mean([preds.load(m, f"loso-{held}") for m in members], axis=0)
+        record(f"{name}/loso/{held}", {"recipe": name, "held_out": held, "members": members, **score(probs, cached[held], np.ones(len(probs), bool))})
+    per = {}
+    for c in (cached[n] for n in sorted(cached)):
+        probs = np.mean([preds.load(m, f"test-{c.name}") for m in members], axis=0)
+        per[c.name] = score(probs, c, c.split == "test")
+    record(f"{name}/insource", {"recipe": name, "members": members, "test": per})
 
 
 def summary(results: dict) -> dict[str, dict]:
@@ -277,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=os.environ.get("BACKBONE_WEIGHTS"), help="ImageNet MobileNetV2 no-top .h5")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--cache", required=True, help="folder for the per-source feature caches (reused)")
-    p.add_argument("--recipes", nargs="+", default=["today", "all7"], help=f"any of {sorted(RECIPES)}")
+    p.add_argument("--recipes", nargs="+", default=["today", "all7"], help=f"any of {sorted(RECIPES)}, or an ensemble such as today+all7_lowres")
     p.add_argument("--views", type=int, default=2, help="augmented views per image in the cache")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per fold (after one heads-only epoch)")
     p.add_argument("--seed", type=int, default=1234)
@@ -288,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         print(markdown(json.loads(Path(args.out).read_text())))
         return 0
-    bad = [r for r in args.recipes if r not in RECIPES]
+    bad = [r for r in args.recipes if any(m not in RECIPES for m in r.split("+"))]
     if bad:
         p.error(f"unknown recipe(s) {bad}; known: {sorted(RECIPES)}")
     if args.weights and not os.path.exists(args.weights):
@@ -305,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     results["_protocol"] = meta
 
     def record(key: str, value: dict) -> None:
+        if key in results:  # a member fold run again for its outputs: say what it gave before
+            log(f"{key} again; before: " + json.dumps({k: v for k, v in results[key].items() if k.startswith("auc")}))
         results[key] = value
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=1) + "\n")
@@ -324,8 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         cached[c.name] = c
     del extractor, lower
     keras.backend.clear_session()
+    preds = Predictions(cache / "preds")
+    in_ensembles = {m for r in args.recipes if "+" in r for m in r.split("+")}
+    singles = [r for r in args.recipes if "+" not in r] + sorted(in_ensembles - set(args.recipes))
+    for name in singles:
+        run_recipe(RECIPES[name], cached, args.weights, results, record, args.seed, args.epochs, args.alpha, preds, need_preds=name in in_ensembles)
     for name in args.recipes:
-        run_recipe(RECIPES[name], cached, args.weights, results, record, args.seed, args.epochs, args.alpha)
+        if "+" in name:
+            score_ensemble(name, cached, preds, record)
     table = summary({k: v for k, v in results.items() if not k.startswith("_")})
     for recipe, row in table.items():
         print(f"{recipe:18s} LOSO mean {row['loso_mean']}  " + "  ".join(f"{k} {v}" for k, v in sorted(row["loso"].items())))
