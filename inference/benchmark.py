@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", type=Path, help="a lesion photo to upscale to 1280x960 (default: first PAD-UFES-20 image)")
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--hostile", action="store_true", help="also: the hostile corpus and the cost of worker-process containment")
-    p.add_argument("--model", type=Path, help="a .tflite with its model_card.json beside it (default: the shipped model)")
-    p.add_argument("--compare", type=Path, help="another .tflite (e.g. the previous model: `git show REV:inference/model/model.tflite`), measured in the same run")
+    p.add_argument("--model", type=Path, help="a .tflite with its model_card.json beside it, or a model folder / card (an ensemble); default: the shipped model")
+    p.add_argument("--compare", type=Path, help="another model, as --model (e.g. the previous one: `git show REV:inference/model/...`), measured in the same run")
     args = p.parse_args(argv)
     data = phone_jpeg(args.image)
     screener = None
     for path in [args.model, args.compare] if args.compare else [args.model]:
         t0 = time.perf_counter()
-        loaded = Screener.load(path)
+        loaded = load(path)
         load_ms = (time.perf_counter() - t0) * 1000
         screener = screener or loaded
         report(loaded, data, args.runs, load_ms)
@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.hostile:
         hostile_report(screener, data, args.runs)
     return 0
+
+
+def load(path: Path | None) -> Screener:
+    """The shipped model; a .tflite with its card beside it; or a folder/card (every member of an ensemble)."""
+    if path is None:
+        return Screener.load()
+    if path.is_dir():
+        return Screener.load(card=path / "model_card.json")
+    return Screener.load(card=path) if path.suffix == ".json" else Screener.load(path)
 
 
 def report(screener: Screener, data: bytes, runs: int, load_ms: float) -> None:
@@ -103,7 +112,7 @@ def report(screener: Screener, data: bytes, runs: int, load_ms: float) -> None:
         list(pool.map(lambda _: screener.screen(data), range(n)))
         rate = n / (time.perf_counter() - t)
 
-    print(f"model {screener.version} loaded in {load_ms:.0f} ms; test photo accepted={result.accepted} reasons={result.reasons}")
+    print(f"model {screener.version} ({screener.classifier.members} TFLite file(s)) loaded in {load_ms:.0f} ms; test photo accepted={result.accepted} reasons={result.reasons}")
     print(f"  classifier (batch 1, 1 thread):      {cls_ms:6.2f} ms/image   (target ≤ 15)")
     print(f"  pipeline 1280x960 JPEG:  p50 {percentile(pipe, 50):6.2f} ms  p95 {percentile(pipe, 95):6.2f} ms   (target p50 ≤ 30)")
     print(f"  stages of one run: {result.ms}")

@@ -112,3 +112,13 @@ def test_an_ensemble_card_may_only_name_files_beside_it(tmp_path):
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="beside the card"):
         Screener.load(card=tmp_path / "model_card.json")
+
+
+def test_the_benchmark_loads_a_model_by_tflite_folder_or_card():
+    """``inference.benchmark --model`` takes whatever names a model: an ensemble has no single .tflite."""
+    from inference.benchmark import load
+
+    shipped = Screener.load()
+    folder = ROOT / "inference" / "model"
+    for loaded in (load(None), load(folder), load(folder / "model_card.json")):
+        assert loaded.version == shipped.version and loaded.classifier.members == shipped.classifier.members
