@@ -60,3 +60,14 @@ def test_the_in_source_ship_rule_allows_a_drop_of_at_most_the_tolerance():
     assert ok and len(lines) == 2  # exactly the tolerance is allowed; a source without a number is not compared
     ok, lines = insource_verdict({"ham10000": {"auc_malignant": 0.9069}, "isic2017": {"auc_malignant": 0.870}}, reference, 0.01)
     assert not ok and "FAILS" in lines[0] and "ok" in lines[1]
+
+
+def test_an_ensemble_gate_counts_only_non_skin_photos_no_member_trained_on():
+    from training.data import negative_split
+    from training.gate import held_out
+
+    n = 280
+    kept = held_out(n, [1234, 99])
+    trained = {seed: set(negative_split(n, np.random.default_rng(seed))[1].tolist()) for seed in (1234, 99)}
+    assert kept and not (set(kept) & (trained[1234] | trained[99]))
+    assert held_out(n, [1234]) == sorted(set(range(n)) - trained[1234])  # one member: its own validation fifth

@@ -261,6 +261,13 @@ def balanced_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
     return w / w.mean()
 
 
+def negative_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Validation (one fifth) and training indices of ``n`` non-skin photos, drawn from the
+    training seed's generator: ``training.gate`` replays it to find photos no member trained on."""
+    order = rng.permutation(n)
+    return order[: n // 5], order[n // 5 :]
+
+
 def load_negatives(folders: list[str | Path], short_side: int = 512, limit: int | None = None) -> list[np.ndarray]:
     """Photos that are not skin (wallpapers, everyday scenes) for the "is this a lesion" head."""
     paths: list[Path] = []

@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     cuts.main([str(args.out)])
-    gate.main([str(args.out), "--negatives", *args.negatives])
+    # Non-skin photos: only those no member trained on (each member's training seed split them).
+    seeds = sorted({int(c["training"]["seed"]) for c in cards})
+    gate.main([str(args.out), "--negatives", *args.negatives, "--held-out-from", *map(str, seeds)])
     verdict = 0
     if args.against:
         reference = json.loads(args.against.read_text())["metrics"]["test"]

@@ -39,11 +39,24 @@ def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: 
     }
 
 
+def held_out(n: int, seeds: list[int]) -> list[int]:
+    """Indices of the non-skin photos that trainings with every one of ``seeds`` kept for
+    validation (``training.data.negative_split``): an ensemble's rejection rate must not be
+    measured on photos one of its members trained on."""
+    from training.data import negative_split
+
+    keep = set(range(n))
+    for seed in seeds:
+        keep &= set(negative_split(n, np.random.default_rng(seed))[0].tolist())
+    return sorted(keep)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a training output folder (model.tflite, model_card.json, splits.csv)")
     p.add_argument("--negatives", nargs="*", default=[], help="folders of non-skin photos")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--held-out-from", type=int, nargs="*", default=[], metavar="SEED", help="only the non-skin photos that trainings with these seeds did not train on")
     p.add_argument("--install", action="store_true", help="copy the updated card into inference/model")
     args = p.parse_args(argv)
 
@@ -62,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         by_source.setdefault(sample.source, []).append(clf.predict(augment.phone_view(img, rng)).skin)
     scores = {k: np.array(v) for k, v in by_source.items()}
     negatives = load_negatives(args.negatives) if args.negatives else []
+    if args.held_out_from:
+        negatives = [negatives[i] for i in held_out(len(negatives), args.held_out_from)]
     non_skin = [clf.predict(augment.augment_negative(img, rng)).skin for img in negatives for _ in range(3)]
     non_skin += [clf.predict(augment.synthetic_document(rng)).skin for _ in range(200)]
     cut = skin_cut(scores)

@@ -33,6 +33,7 @@ from training.data import (
     load_all,
     load_image,
     load_negatives,
+    negative_split,
     read_source,
     split_source,
     write_splits,
@@ -149,10 +150,9 @@ def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dic
     counts = [max(1, round(per_source.get(s.source, per_source["default"]) * cfg.views_scale)) for s in train_s]
     negatives = load_negatives(cfg.negatives) if cfg.negatives else []
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(negatives))
-    n_val_neg = len(negatives) // 5
-    neg_val = [negatives[i] for i in order[:n_val_neg]]
-    neg_train = [negatives[i] for i in order[n_val_neg:]]
+    val_idx, train_idx = negative_split(len(negatives), rng)
+    neg_val = [negatives[i] for i in val_idx]
+    neg_train = [negatives[i] for i in train_idx]
     n_docs = max(0, round(cfg.synthetic_documents * cfg.views_scale))
     docs = [augment.synthetic_document(rng) for _ in range(n_docs + n_docs // 5)]
     neg_train += docs[:n_docs]
