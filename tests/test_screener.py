@@ -94,7 +94,7 @@ def test_a_card_for_other_classes_is_refused(tmp_path):
     card["classes"] = ["a", "b"]
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError):
-        Screener.load(ROOT / "inference" / "model" / "model.tflite", tmp_path / "model_card.json")
+        Screener.load(card=tmp_path / "model_card.json")
 
 
 def test_serving_follows_the_cards_colour_constancy(screener):

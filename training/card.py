@@ -134,7 +134,8 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
     out += ["", "Per-class recall (test, no TTA):", ""]
     for src, m in report["test"].items():
         out.append(f"- {SOURCES.get(src, src)}: " + ", ".join(f"{k} {v:.2f}" for k, v in m["recall"].items()))
-    out += ["", "Validation AUC (needs doctor) by epoch, the weights of the best epoch were kept:", ""]
+    if report.get("history"):  # an ensemble has no epochs of its own (its members' cards have them)
+        out += ["", "Validation AUC (needs doctor) by epoch, the weights of the best epoch were kept:", ""]
     for h in report.get("history", []):
         out.append(f"- epoch {h['epoch']}: " + ", ".join(f"{k} {v:.3f}" for k, v in h["val_auc_needs_doctor"].items()) + f" (mean {h['mean']:.3f})")
     val, val_tta = report.get("val_auc_needs_doctor", {}), report.get("val_tta_auc_needs_doctor", {})
