@@ -71,3 +71,18 @@ def test_an_ensemble_gate_counts_only_non_skin_photos_no_member_trained_on():
     trained = {seed: set(negative_split(n, np.random.default_rng(seed))[1].tolist()) for seed in (1234, 99)}
     assert kept and not (set(kept) & (trained[1234] | trained[99]))
     assert held_out(n, [1234]) == sorted(set(range(n)) - trained[1234])  # one member: its own validation fifth
+
+
+def test_a_large_source_does_not_set_the_low_cut_for_a_small_one_of_the_same_modality():
+    """Seven sources: BCN20000's many, well-separated melanomas set the dermoscopy cut alone, and a
+    small archive's malignant lesions fell below it. Each source must keep 95 % on its own."""
+    rng = np.random.default_rng(1)
+    big_pos, small_pos = rng.uniform(0.4, 1.0, 1000), rng.uniform(0.05, 1.0, 25)
+    score = np.concatenate([big_pos, rng.uniform(0.0, 0.3, 1000), small_pos, rng.uniform(0.0, 0.3, 40)])
+    positive = np.concatenate([np.ones(1000, bool), np.zeros(1000, bool), np.ones(25, bool), np.zeros(40, bool)])
+    source = np.array(["big"] * 2000 + ["small"] * 65)
+    modality = np.full(len(score), "dermoscopy")
+    pooled = risk_cuts(score, positive, modality)
+    assert (small_pos >= pooled["low"]).mean() < 0.95  # the old rule: the small source is not protected
+    cuts = risk_cuts(score, positive, modality, source)
+    assert (small_pos >= cuts["low"]).mean() >= 0.95 and (big_pos >= cuts["low"]).mean() >= 0.95

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     val_pos = np.isin([s.label for s in val], evaluate.MAL_IDX)
     val_score = evaluate.malignancy(probs["val"][:, 0])
     old = {k: card["thresholds"][k] for k in ("low", "high")}
-    cuts = {**evaluate.risk_cuts(val_score, val_pos, np.array([s.modality for s in val])), "skin": card["thresholds"]["skin"]}
+    cuts = {**evaluate.risk_cuts(val_score, val_pos, np.array([s.modality for s in val]), np.array([s.source for s in val])), "skin": card["thresholds"]["skin"]}
 
     report["cuts"] = cuts
     report["test"], plot_data = evaluate.report_by_source(probs["test"][:, 0], splits["test"], cuts)

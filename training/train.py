@@ -262,7 +262,7 @@ def train(cfg: Config) -> dict:
 
     # 7. Cut points on validation: per modality, the conservative one wins.
     val_pos = np.isin(val_labels, evaluate.MAL_IDX)
-    cuts = evaluate.risk_cuts(evaluate.malignancy(probs_of("val", False)), val_pos, np.array([s.modality for s in splits["val"]]))
+    cuts = evaluate.risk_cuts(evaluate.malignancy(probs_of("val", False)), val_pos, np.array([s.modality for s in splits["val"]]), np.array([s.source for s in splits["val"]]))
 
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
