@@ -52,7 +52,6 @@ class ModelCard:
     raw: dict
     members: tuple[str, ...] = ()  # an ensemble's TFLite files, beside the card; () = one model
 
-
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
         card = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -162,11 +162,11 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
 PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "inference" / "model"
 
 
-def install(run: Path, *, model: bool = True, into: Path | None = None) -> Path:
+def install(run: Path, *, model: bool = True) -> Path:
     """Copy a run's card (and, unless ``model`` is False, its model files: every member of an
     ensemble) into ``inference/model``; model files the new card does not name are removed, so
     the package never carries a member nobody loads."""
-    into = into or PACKAGE_MODEL_DIR
+    into = PACKAGE_MODEL_DIR  # read at call time: tests point it at a folder of their own
     card = json.loads((run / "model_card.json").read_text())
     files = [m["file"] for m in card.get("members", [])] or ["model.tflite"]
     if model:

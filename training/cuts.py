@@ -44,13 +44,20 @@ def main(argv: list[str] | None = None) -> int:
         x = clf.prepare(load_image(sample))
         return np.stack([clf.predict_input(np.ascontiguousarray(v)).probabilities for v in augment.flips(x)[:n]])
 
-    # Cut points need only the identity view; test is also reported with 4-flip TTA.
+    # Cut points need only the identity view; test is also reported with 4-flip TTA, and so is
+    # validation when the report has no validation AUCs of its own (an ensemble's: training.ensemble).
+    val_views = 1 if report.get("val_auc_needs_doctor") else 4
     with ThreadPoolExecutor(2) as pool:  # one interpreter per thread; OpenCV and LiteRT release the GIL
-        probs = {name: np.stack(list(pool.map(partial(views, n=n), splits[name]))) for name, n in (("val", 1), ("test", 4))}
+        probs = {name: np.stack(list(pool.map(partial(views, n=n), splits[name]))) for name, n in (("val", val_views), ("test", 4))}
 
     val = splits["val"]
     val_pos = np.isin([s.label for s in val], evaluate.MAL_IDX)
     val_score = evaluate.malignancy(probs["val"][:, 0])
+    sources = np.array([s.source for s in val])
+    if val_views > 1:
+        by_source = {src: sources == src for src in sorted(set(sources.tolist()))}
+        report["val_auc_needs_doctor"] = {src: evaluate.auc(val_score[m], val_pos[m]) for src, m in by_source.items()}
+        report["val_tta_auc_needs_doctor"] = {src: evaluate.auc(evaluate.malignancy(probs["val"][m].mean(axis=1)), val_pos[m]) for src, m in by_source.items()}
     old = {k: card["thresholds"][k] for k in ("low", "high")}
     cuts = {**evaluate.risk_cuts(val_score, val_pos, np.array([s.modality for s in val]), np.array([s.source for s in val])), "skin": card["thresholds"]["skin"]}
 
@@ -64,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
 
     # The served model must see validation as training did: its AUCs are printed next to the report's.
-    sources = np.array([s.source for s in val])
     print(f"cut points: low {old['low']} → {card['thresholds']['low']}, high {old['high']} → {card['thresholds']['high']}")
     for src in sorted(set(sources.tolist())):
         m = sources == src

@@ -79,6 +79,11 @@ def cut_high(score: np.ndarray, positive: np.ndarray, specificity: float) -> flo
     return float(np.nextafter(neg[min(k, len(neg) - 1)], 1.0))
 
 
+def _cut_low_95(score: np.ndarray, positive: np.ndarray) -> float:
+    """Low cut keeping ``LOW_SENSITIVITY`` of these positives (point estimate, one group)."""
+    return cut_low(score, positive, int(np.floor((1 - LOW_SENSITIVITY) * positive.sum())))
+
+
 def risk_cuts(score: np.ndarray, positive: np.ndarray, modality: np.ndarray, source: np.ndarray | None = None) -> dict[str, float]:
     """The ``low`` / ``high`` cut points from validation scores: per modality (dermoscopy and
     phone/clinical photos behave differently) and, for ``low``, per source; the more cautious
@@ -91,7 +96,7 @@ def risk_cuts(score: np.ndarray, positive: np.ndarray, modality: np.ndarray, sou
     for mod in sorted(set(modality.tolist())):
         m = modality == mod
         if positive[m].any() and (~positive[m]).any():
-            lows.append(cut_low(score[m], positive[m], int(np.floor((1 - LOW_SENSITIVITY) * positive[m].sum()))))
+            lows.append(_cut_low_95(score[m], positive[m]))
             highs.append(cut_high(score[m], positive[m], HIGH_SPECIFICITY))
     # And so must each source: with seven sources, BCN20000's 1,060 melanoma-rich validation
     # positives set the dermoscopy cut alone (measured: 0.148, which on test said "low" to 7 of 25
@@ -99,7 +104,7 @@ def risk_cuts(score: np.ndarray, positive: np.ndarray, modality: np.ndarray, sou
     for src in sorted(set(source.tolist())) if source is not None else []:
         m = source == src
         if positive[m].any():
-            lows.append(cut_low(score[m], positive[m], int(np.floor((1 - LOW_SENSITIVITY) * positive[m].sum()))))
+            lows.append(_cut_low_95(score[m], positive[m]))
     cuts = {"low": min(lows) if lows else 0.1, "high": max(highs) if highs else 0.5}
     if cuts["high"] <= cuts["low"]:
         cuts["high"] = min(1.0, cuts["low"] + 1e-3)
