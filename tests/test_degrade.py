@@ -1,5 +1,6 @@
 """Degrade, don't fail: a locked database or a full disk never costs a user the screening (#10)."""
 
+import asyncio
 import sqlite3
 import subprocess
 import time
@@ -87,8 +88,10 @@ async def test_a_write_locked_database_answers_a_consenting_user_and_says_nothin
     h = await bot_factory()
     n = await start_user(h, 4343, "ru", "yes")
     _, photo = accepted_photo(h)
-    lock = sqlite3.connect(h.settings.data_dir / "bot.sqlite3", timeout=1, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # a long write by another process: reads go on, writes wait
+    # A long write by another process: reads go on, writes wait. Taken in a thread, so that the
+    # bot's own write in flight on this event loop can finish first instead of deadlocking the wait.
+    lock = sqlite3.connect(h.settings.data_dir / "bot.sqlite3", timeout=30, isolation_level=None, check_same_thread=False)
+    await asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE")
     try:
         t0 = time.monotonic()
         h.fake.send_photo(4343, photo, "ru")

@@ -1,5 +1,6 @@
 """/healthz, /readyz and /metrics, and that the metrics move (#12, part 2)."""
 
+import asyncio
 import logging
 import socket
 import sqlite3
@@ -52,8 +53,10 @@ async def test_health_readiness_and_metrics_that_move(bot_factory):
         assert "bot_screening_queue 0.0" in after
 
         # A locked database: not ready, and a photo's storage failure is counted.
-        lock = sqlite3.connect(h.settings.data_dir / "bot.sqlite3", isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")
+        # Taken in a thread: the bot runs on this event loop, and a blocking wait here would stop the
+        # very write it waits for (the done marks are committed every 50 ms) — "database is locked".
+        lock = sqlite3.connect(h.settings.data_dir / "bot.sqlite3", isolation_level=None, check_same_thread=False, timeout=30)
+        await asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE")
         try:
             ready = await client.get(base + "/readyz")
             assert ready.status_code == 503 and ready.json()["checks"]["database"] is False
