@@ -86,3 +86,23 @@ def test_a_large_source_does_not_set_the_low_cut_for_a_small_one_of_the_same_mod
     assert (small_pos >= pooled["low"]).mean() < 0.95  # the old rule: the small source is not protected
     cuts = risk_cuts(score, positive, modality, source)
     assert (small_pos >= cuts["low"]).mean() >= 0.95 and (big_pos >= cuts["low"]).mean() >= 0.95
+
+
+def test_cut_out_negatives_are_laid_on_white_not_on_their_hidden_colour(tmp_path):
+    """A Tux Paint stamp stores black under its transparent pixels: read plainly, every stamp would
+    come framed in black and the skin head would learn the frame, not the object."""
+    import cv2
+
+    from training.data import load_negatives
+
+    bgra = np.zeros((100, 120, 4), np.uint8)
+    bgra[30:70, 40:80] = (40, 90, 200, 255)  # an opaque orange-ish square, BGR
+    bgra[0:10, 0:10, 3] = 128  # half-transparent black corner
+    cv2.imwrite(str(tmp_path / "stamp.png"), bgra)
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((80, 80), 70, np.uint8))
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((80, 80, 3), 65535, np.uint16))
+    deep, grey, stamp = load_negatives([tmp_path])  # sorted by name
+    assert stamp.shape == (100, 120, 3) and stamp[90, 100].tolist() == [255, 255, 255]  # transparent → white page
+    assert stamp[50, 60].tolist() == [200, 90, 40]  # opaque kept, as RGB
+    assert stamp[5, 5].tolist() == [127, 127, 127]  # half-transparent black → half-way to white
+    assert grey.shape == deep.shape == (80, 80, 3) and grey[0, 0].tolist() == [70] * 3 and deep[0, 0].tolist() == [255] * 3

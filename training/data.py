@@ -268,6 +268,25 @@ def negative_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return order[: n // 5], order[n // 5 :]
 
 
+def flatten_alpha(img: np.ndarray | None, background: int = 255) -> np.ndarray | None:
+    """3-channel BGR of any image OpenCV read unchanged. Cut-out pictures (Tux Paint stamps) keep
+    their colour only where they are opaque: plain IMREAD_COLOR would show whatever colour the
+    transparent pixels happen to store (black for most stamps) and teach the skin head that a dark
+    frame means "not skin". They are laid on a white page instead, the way a chat shows them."""
+    if img is None:
+        return None
+    if img.dtype != np.uint8:
+        img = (img / (np.iinfo(img.dtype).max / 255)).astype(np.uint8) if img.dtype.kind in "ui" else None
+        if img is None:
+            return None
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        alpha = img[..., 3:4].astype(np.float32) / 255
+        return np.round(img[..., :3] * alpha + background * (1 - alpha)).astype(np.uint8)
+    return img[..., :3]
+
+
 def load_negatives(folders: list[str | Path], short_side: int = 512, limit: int | None = None) -> list[np.ndarray]:
     """Photos that are not skin (wallpapers, everyday scenes) for the "is this a lesion" head."""
     paths: list[Path] = []
@@ -276,7 +295,7 @@ def load_negatives(folders: list[str | Path], short_side: int = 512, limit: int 
             paths.extend(sorted(Path(folder).rglob(ext)))
     images = []
     for p in paths[:limit]:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        bgr = flatten_alpha(cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
         if bgr is None or min(bgr.shape[:2]) < 64:
             continue
         h, w = bgr.shape[:2]

@@ -138,6 +138,21 @@ def _cached_features(cfg: Config, splits: dict[str, list[Sample]], nets, out: Pa
     return feats
 
 
+NEGATIVE_SOURCES = {  # a path part → what the photos are (README, "Non-skin negatives", has the commands)
+    "tuxpaint": "Tux Paint stamps (animals, food, plants, household things, clothes, planets) on a white page",
+    "opencv-doc": "OpenCV's sample photos",
+    "etr": "Extreme Tux Racer terrain textures",
+}
+
+
+def describe_negatives(folders: list[str]) -> str:
+    """The card's line on what the skin head was taught is *not* a lesion photo."""
+    kinds = [text for key, text in NEGATIVE_SOURCES.items() if any(key in Path(f).parts for f in folders)]
+    rest = [f for f in folders if not any(key in Path(f).parts for key in NEGATIVE_SOURCES)]
+    if rest:  # the wallpaper packages' files land in one extracted root (README)
+        kinds.insert(0, "wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma)")
+    return "Non-skin negatives: " + ", ".join(kinds + ["generated documents"])
+
 def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dict[str, np.ndarray]:
     """Augmented views for training, plain + flipped views for val/test, non-skin views."""
     # Pixels in memory (≈ 2 GB for the full data).
@@ -357,7 +372,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
         "training": {"colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
         "data": [CITATIONS.get(src, f"{src}: a maintainers' export of reviewed cases (bot.admin export)") for src in sorted(counts["train"])]
-        + ["Non-skin negatives: wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma) and generated documents"],
+        + [describe_negatives(cfg.negatives)],
         "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
         "intended_use": "Preliminary screening aid for adults in Kazakhstan via a Telegram bot; every answer says it is not a diagnosis and sends uncertain or risky cases to a doctor.",
         "limitations": [
