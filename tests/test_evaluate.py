@@ -72,6 +72,15 @@ def test_an_ensemble_gate_counts_only_non_skin_photos_no_member_trained_on():
     assert kept and not (set(kept) & (trained[1234] | trained[99]))
     assert held_out(n, [1234]) == sorted(set(range(n)) - trained[1234])  # one member: its own validation fifth
 
+    # A member trained before more folders were appended saw only the first 200: the 80 new photos
+    # are held out from it, and its own split is the one it made of 200, not of 280.
+    from training.gate import member_arg
+
+    old_trained = set(negative_split(200, np.random.default_rng(1234))[1].tolist())
+    kept = held_out(n, [member_arg("1234:200"), member_arg("99")])
+    assert kept == sorted(set(range(n)) - old_trained - trained[99])
+    assert set(range(200, n)) - trained[99] <= set(kept)
+
 
 def test_a_large_source_does_not_set_the_low_cut_for_a_small_one_of_the_same_modality():
     """Seven sources: BCN20000's many, well-separated melanomas set the dermoscopy cut alone, and a

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,7 +20,16 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     from training.train import Config, train
 
     out = tmp_path / "run"
+    neg = tmp_path / "non-skin"
+    neg.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):  # the skin head's non-skin photos: noise of three colours, one cut out (PNG alpha)
+        img = (rng.uniform(0, 1, (96, 128, 1)) * [60 * i, 200, 255 - 60 * i]).astype(np.uint8)
+        if i == 2:
+            img = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+        cv2.imwrite(str(neg / f"{i}.png"), img)
     cfg = Config(
+        negatives=[str(neg)],
         data=[str(DATA / "ham10000"), str(DATA / "pad_ufes20")],
         weights=str(WEIGHTS),
         alpha=0.35,
@@ -47,6 +57,8 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     assert card["version"] == "test-run" and 0 <= card["thresholds"]["low"] <= card["thresholds"]["high"] <= 1
     assert card["training"]["cut"] == cfg.cut and cfg.cut in card["architecture"]
     assert card["training"]["lowres_views"] == 1
+    assert card["training"]["negatives"] == 3  # an ensemble's gate replays which of them it trained on
+    assert card["data"][-1] == "Non-skin negatives: photos from non-skin/, generated documents"
     assert [d.split(" ")[0] for d in card["data"][:2]] == ["HAM10000", "PAD-UFES-20"]  # cites what it was trained on
 
     # Re-choosing the cut points from the exported model, as serving scores photos, gives the

@@ -119,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     # Cut points, test metrics and validation AUCs of the average as served (cuts.py fills them).
     (args.out / "report.json").write_text(json.dumps({"members": [m["version"] for m in members]}, indent=2) + "\n")
     cuts.main([str(args.out)])
-    # Non-skin photos: only those no member trained on (each member's training seed split them).
-    seeds = sorted({int(c["training"]["seed"]) for c in cards})
-    gate.main([str(args.out), "--negatives", *args.negatives, "--held-out-from", *map(str, seeds)])
+    # Non-skin photos: only those no member trained on (each member's training seed split the
+    # first ``training.negatives`` of them; a card without the count was given the whole list).
+    held = sorted({f"{c['training']['seed']}" + (f":{c['training']['negatives']}" if c["training"].get("negatives") else "") for c in cards})
+    gate.main([str(args.out), "--negatives", *args.negatives, "--held-out-from", *held])
     verdict = 0
     if args.against:
         reference = json.loads(args.against.read_text())["metrics"]["test"]

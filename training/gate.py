@@ -39,16 +39,26 @@ def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: 
     }
 
 
-def held_out(n: int, seeds: list[int]) -> list[int]:
-    """Indices of the non-skin photos that trainings with every one of ``seeds`` kept for
-    validation (``training.data.negative_split``): an ensemble's rejection rate must not be
-    measured on photos one of its members trained on."""
+def held_out(n: int, members: list[int | tuple[int, int | None]]) -> list[int]:
+    """Indices of the ``n`` non-skin photos that no member of an ensemble trained on: an
+    ensemble's rejection rate must not be measured on photos one of its members learnt.
+
+    A member is its training seed (``training.data.negative_split`` replays its split), or
+    ``(seed, count)`` when it was given only the first ``count`` photos of today's list — an older
+    member trained before more folders were appended after its own (the list keeps folder order)."""
     from training.data import negative_split
 
-    keep = set(range(n))
-    for seed in seeds:
-        keep &= set(negative_split(n, np.random.default_rng(seed))[0].tolist())
-    return sorted(keep)
+    trained: set[int] = set()
+    for member in members:
+        seed, count = member if isinstance(member, tuple) else (member, None)
+        trained |= set(negative_split(n if count is None else min(count, n), np.random.default_rng(seed))[1].tolist())
+    return [i for i in range(n) if i not in trained]
+
+
+def member_arg(text: str) -> tuple[int, int | None]:
+    """``SEED`` or ``SEED:COUNT`` (``--held-out-from``)."""
+    seed, _, count = text.partition(":")
+    return int(seed), int(count) if count else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a training output folder (model.tflite, model_card.json, splits.csv)")
     p.add_argument("--negatives", nargs="*", default=[], help="folders of non-skin photos")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--held-out-from", type=int, nargs="*", default=[], metavar="SEED", help="only the non-skin photos that trainings with these seeds did not train on")
+    p.add_argument("--held-out-from", type=member_arg, nargs="*", default=[], metavar="SEED[:COUNT]", help="only the non-skin photos that trainings with these seeds (given the first COUNT photos) did not train on")
     p.add_argument("--install", action="store_true", help="copy the updated card into inference/model")
     args = p.parse_args(argv)
 

@@ -147,10 +147,12 @@ NEGATIVE_SOURCES = {  # a path part → what the photos are (README, "Non-skin n
 
 def describe_negatives(folders: list[str]) -> str:
     """The card's line on what the skin head was taught is *not* a lesion photo."""
-    kinds = [text for key, text in NEGATIVE_SOURCES.items() if any(key in Path(f).parts for f in folders)]
-    rest = [f for f in folders if not any(key in Path(f).parts for key in NEGATIVE_SOURCES)]
-    if rest:  # the wallpaper packages' files land in one extracted root (README)
-        kinds.insert(0, "wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma)")
+    kinds = []
+    for f in folders:
+        known = [text for key, text in NEGATIVE_SOURCES.items() if key in Path(f).parts]
+        if not known and any((Path(f) / "usr/share" / d).is_dir() for d in ("backgrounds", "wallpapers")):
+            known = ["wallpapers from Debian packages (GNOME, MATE, UKUI, Lomiri, Sway, Plasma)"]
+        kinds += [k for k in known or [f"photos from {Path(f).name}/"] if k not in kinds]
     return "Non-skin negatives: " + ", ".join(kinds + ["generated documents"])
 
 def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dict[str, np.ndarray]:
@@ -201,6 +203,7 @@ def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dic
     x_val_degraded = extractor.extract(iter(degraded), len(degraded), "val degraded", prep)
     del images
     out = {"x_les": x_les, "x_neg": x_neg, "y_les": y_les, "src_les": src_les, "x_neg_val": x_neg_val, "x_val_degraded": x_val_degraded}
+    out["n_negatives"] = np.array(len(negatives))  # an ensemble's gate needs to know which were split
     for name, views in evals.items():
         out.update({f"{name}_tta{i}": v for i, v in enumerate(views)})
     return out
@@ -288,6 +291,7 @@ def train(cfg: Config) -> dict:
 
     # 8. Test report per source, with and without test-time augmentation.
     report: dict = {"cuts": cuts, "temperature": round(temperature, 4), "skin_gate_val": skin_metrics, "history": best.history}
+    report["negatives"] = int(f["n_negatives"]) if "n_negatives" in f else None  # None: features cached before the count was kept
     for tta in (False, True):
         key = "test_tta" if tta else "test"
         report[key], plot_data = evaluate.report_by_source(probs_of("test", tta), splits["test"], cuts)
@@ -370,7 +374,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
+        "training": {"negatives": report.get("negatives"), "colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
         "data": [CITATIONS.get(src, f"{src}: a maintainers' export of reviewed cases (bot.admin export)") for src in sorted(counts["train"])]
         + [describe_negatives(cfg.negatives)],
         "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
