@@ -115,3 +115,22 @@ def test_cut_out_negatives_are_laid_on_white_not_on_their_hidden_colour(tmp_path
     assert stamp[50, 60].tolist() == [200, 90, 40]  # opaque kept, as RGB
     assert stamp[5, 5].tolist() == [127, 127, 127]  # half-transparent black → half-way to white
     assert grey.shape == deep.shape == (80, 80, 3) and grey[0, 0].tolist() == [70] * 3 and deep[0, 0].tolist() == [255] * 3
+
+
+def test_the_skin_gate_is_chosen_only_on_photos_serving_would_screen(tmp_path):
+    """BCN20000's 84 px thumbnails are refused as too small before the skin gate runs; counting
+    them pulled an ensemble's skin cut down to 0.67 and let a retina photo through."""
+    import cv2
+
+    from inference.quality import MIN_SHORT_SIDE
+    from training.data import Sample, screened_by_serving
+
+    def sample(name, w, h, crop=0.0):
+        cv2.imwrite(str(tmp_path / name), np.full((h, w, 3), 128, np.uint8))
+        return Sample(tmp_path / name, "s", "dermoscopy", 0, name, 0, crop)
+
+    assert MIN_SHORT_SIDE == 224
+    assert not screened_by_serving(sample("thumb.jpg", 84, 84))
+    assert screened_by_serving(sample("exact.jpg", 224, 224)) and screened_by_serving(sample("wide.jpg", 600, 400))
+    # SD-198's footer strip is cut off before serving-like use: 250 px tall minus 15 % is 212
+    assert screened_by_serving(sample("footer.jpg", 400, 250)) and not screened_by_serving(sample("footer2.jpg", 400, 250, 0.15))

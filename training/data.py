@@ -243,6 +243,18 @@ def load_image(sample: Sample, short_side: int = LOAD_SHORT_SIDE) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def screened_by_serving(sample: Sample) -> bool:
+    """Would serving look at this photo at all?  ``inference.quality`` answers ``too_small`` to a
+    short side under ``MIN_SHORT_SIDE`` before the skin gate runs, so such photos (all of
+    BCN20000's 84 px thumbnails) must not pull the skin cut down for the photos it does judge."""
+    from PIL import Image
+
+    from inference.quality import MIN_SHORT_SIDE
+
+    with Image.open(sample.path) as im:
+        w, h = im.size
+    return min(w, int(h * (1 - sample.crop_bottom))) >= MIN_SHORT_SIDE
+
 def load_all(samples: list[Sample]) -> list[np.ndarray]:
     """Decode many samples; cv2 releases the GIL, so two threads use both cores."""
     with ThreadPoolExecutor(max_workers=2) as pool:

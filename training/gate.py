@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.quality import MIN_SHORT_SIDE
+
 KEEP = 0.99
 
 
@@ -30,9 +32,10 @@ def skin_cut(scores_by_source: dict[str, np.ndarray], keep: float = KEEP) -> flo
     return math.floor(cut * 10_000) / 10_000
 
 
-def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: np.ndarray) -> dict:
+def gate_metrics(cut: float, scores_by_source: dict[str, np.ndarray], non_skin: np.ndarray, not_screened: dict[str, int] | None = None) -> dict:
     return {
-        "rule": f"keeps ≥ {KEEP:.0%} of every source's validation lesion photos after camera-style degradation",
+        "rule": f"keeps ≥ {KEEP:.0%} of every source's validation lesion photos that serving screens (short side ≥ {MIN_SHORT_SIDE} px), after camera-style degradation",
+        "not_screened_too_small": dict(not_screened or {}),
         "lesion_photos_accepted": {k: round(float((v >= cut).mean()), 4) for k, v in scores_by_source.items()},
         "non_skin_rejected": round(float((non_skin < cut).mean()), 4) if len(non_skin) else None,
         "n_non_skin": len(non_skin),
@@ -73,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     from inference.screener import Screener
     from training import augment
     from training.card import install
-    from training.data import load_image, load_negatives, read_splits
+    from training.data import load_image, load_negatives, read_splits, screened_by_serving
 
     card_path = args.run / "model_card.json"
     card = json.loads(card_path.read_text())
     clf = Screener.load(card=args.run / "model_card.json").classifier  # every member of an ensemble
     rng = np.random.default_rng(args.seed)
     by_source: dict[str, list[float]] = {}
+    too_small: dict[str, int] = {}
     for sample in read_splits(args.run / "splits.csv")["val"]:
+        if not screened_by_serving(sample):
+            too_small[sample.source] = too_small.get(sample.source, 0) + 1
+            continue
         img = load_image(sample)
         by_source.setdefault(sample.source, []).append(clf.predict(augment.phone_view(img, rng)).skin)
     scores = {k: np.array(v) for k, v in by_source.items()}
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     non_skin = [clf.predict(augment.augment_negative(img, rng)).skin for img in negatives for _ in range(3)]
     non_skin += [clf.predict(augment.synthetic_document(rng)).skin for _ in range(200)]
     cut = skin_cut(scores)
-    metrics = gate_metrics(cut, scores, np.array(non_skin))
+    metrics = gate_metrics(cut, scores, np.array(non_skin), too_small)
 
     card["thresholds"]["skin"] = cut
     card["metrics"]["skin_gate_val"] = metrics

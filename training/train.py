@@ -35,6 +35,7 @@ from training.data import (
     load_negatives,
     negative_split,
     read_source,
+    screened_by_serving,
     split_source,
     write_splits,
 )
@@ -284,9 +285,11 @@ def train(cfg: Config) -> dict:
 
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
-    skin_by_source = {str(src): val_skin[val_sources == src] for src in sorted(set(val_sources))}
-    cuts["skin"] = gate.skin_cut(skin_by_source) if len(val_skin) else 0.5
-    skin_metrics = gate.gate_metrics(cuts["skin"], skin_by_source, neg_skin)
+    screened = np.array([screened_by_serving(s) for s in splits["val"]], bool)  # the gate never sees the rest
+    skin_by_source = {str(src): val_skin[(val_sources == src) & screened] for src in sorted(set(val_sources[screened]))}
+    too_small = {str(src): int(((val_sources == src) & ~screened).sum()) for src in sorted(set(val_sources[~screened]))}
+    cuts["skin"] = gate.skin_cut(skin_by_source) if skin_by_source else 0.5
+    skin_metrics = gate.gate_metrics(cuts["skin"], skin_by_source, neg_skin, too_small)
     log(f"cut points {cuts}; skin head on validation {skin_metrics}")
 
     # 8. Test report per source, with and without test-time augmentation.
