@@ -134,3 +134,20 @@ def test_the_skin_gate_is_chosen_only_on_photos_serving_would_screen(tmp_path):
     assert screened_by_serving(sample("exact.jpg", 224, 224)) and screened_by_serving(sample("wide.jpg", 600, 400))
     # SD-198's footer strip is cut off before serving-like use: 250 px tall minus 15 % is 212
     assert screened_by_serving(sample("footer.jpg", 400, 250)) and not screened_by_serving(sample("footer2.jpg", 400, 250, 0.15))
+
+
+def test_a_dermoscope_frame_blacks_out_the_corners_and_keeps_the_centre():
+    """Non-skin photos seen through a lens-like circle: the skin head must not learn 'a lit disc on
+    black is skin' (a retina photo scored 0.99). Scope 0 leaves every existing view as it was."""
+    from training.augment import augment_negative, dermoscope_frame
+
+    img = np.full((224, 224, 3), 200, np.uint8)
+    framed = dermoscope_frame(img, np.random.default_rng(0))
+    assert framed[:8, :8].max() == 0 and framed[-8:, -8:].max() == 0  # corners dark
+    assert framed[100:124, 100:124].min() == 200  # the middle untouched
+    photo = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    plain = augment_negative(photo, np.random.default_rng(5))
+    assert np.array_equal(augment_negative(photo, np.random.default_rng(5), scope=0.0), plain)
+    framed_views = [augment_negative(photo, np.random.default_rng(i), scope=1.0) for i in range(4)]
+    # corners stay far darker than the middle through colour jitter (contrast lifts black a little) and JPEG
+    assert all(v[:4, :4].mean() < 0.4 * v[96:128, 96:128].mean() for v in framed_views), [v[:4, :4].mean() for v in framed_views]

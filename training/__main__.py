@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--version", default="", help="model version string for the card")
     t.add_argument("--install", action="store_true", help="copy the model and card into inference/model")
     t.add_argument("--colour-constancy", action="store_true", help="apply Shades of Gray (measured worse here; recorded in the card)")
+    t.add_argument("--negative-scope", type=float, default=0.0, help="share of non-skin views seen through a dermoscope-like circular frame")
     t.add_argument("--lowres-views", type=int, default=0, help="extra 64–128 px thumbnail views per training image (won LOSO: docs/model/MODEL_CARD.md)")
     args = parser.parse_args(argv)
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         colour_constancy=args.colour_constancy,
         lowres_views=args.lowres_views,
+        negative_scope=args.negative_scope,
     )
     report = train(cfg)
     for src, m in report["test"].items():

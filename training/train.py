@@ -86,6 +86,7 @@ class Config:
     version: str = ""
     colour_constancy: bool = False  # Shades of Gray in model_input (recorded in the card); off: measured better
     lowres_views: int = 0  # extra 64–128 px thumbnail views per training image (augment.lowres_view)
+    negative_scope: float = 0.0  # share of non-skin views seen through a dermoscope frame (augment.dermoscope_frame)
 
     @property
     def views_per_source(self) -> dict[str, int]:
@@ -120,7 +121,8 @@ class BestByValidation(keras.callbacks.Callback):
 def _features_key(cfg: Config) -> str:
     """What the cached feature maps depend on: a rerun with the same key reuses them."""
     keys = ("data", "weights", "negatives", "seed", "split_seed", "alpha", "cut", "views_scale", "limit_per_source", "synthetic_documents", "negative_views", "colour_constancy", "lowres_views")
-    return json.dumps({k: getattr(cfg, k) for k in keys} | {"views": cfg.views_per_source}, sort_keys=True)
+    extra = {"negative_scope": cfg.negative_scope} if cfg.negative_scope else {}  # older runs' keys unchanged
+    return json.dumps({k: getattr(cfg, k) for k in keys} | {"views": cfg.views_per_source} | extra, sort_keys=True)
 
 
 def _cached_features(cfg: Config, splits: dict[str, list[Sample]], nets, out: Path) -> dict[str, np.ndarray]:
@@ -180,7 +182,7 @@ def _extract_features(cfg: Config, splits: dict[str, list[Sample]], nets) -> dic
     log(f"extracting {sum(counts)} lesion views and {sum(neg_counts)} non-skin views")
     prep = partial(model_input, colour_constancy=cfg.colour_constancy)
     x_les = extractor.extract(views_of(images["train"], counts, augment.augment_lesion, cfg.seed), sum(counts), "train", prep)
-    x_neg = extractor.extract(views_of(neg_train, neg_counts, augment.augment_negative, cfg.seed + 1), sum(neg_counts), "negatives", prep)
+    x_neg = extractor.extract(views_of(neg_train, neg_counts, partial(augment.augment_negative, scope=cfg.negative_scope), cfg.seed + 1), sum(neg_counts), "negatives", prep)
     y_les = np.repeat([s.label for s in train_s], counts)
     src_les = np.repeat([s.source for s in train_s], counts)
     if cfg.lowres_views:  # thumbnails blown up again: the recipe that won leave-one-source-out
@@ -377,7 +379,7 @@ def model_card(cfg: Config, version: str, cuts: dict, temperature: float, report
         },
         "metrics": {"test": report["test"], "test_tta": report["test_tta"], "skin_gate_val": report["skin_gate_val"]},
         "tflite_max_abs_diff": report["tflite_max_abs_diff"],
-        "training": {"negatives": report.get("negatives"), "colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
+        "training": {"negatives": report.get("negatives"), "colour_constancy": cfg.colour_constancy, "lowres_views": cfg.lowres_views, "negative_scope": cfg.negative_scope, "seed": cfg.seed, "split_seed": cfg.split_seed, "splits": counts, "cut": cfg.cut, "epochs_head": cfg.epochs_head, "epochs_finetune": cfg.epochs_finetune, "views_scale": cfg.views_scale, "views": cfg.views_per_source},
         "data": [CITATIONS.get(src, f"{src}: a maintainers' export of reviewed cases (bot.admin export)") for src in sorted(counts["train"])]
         + [describe_negatives(cfg.negatives)],
         "licence": "Model weights inherit CC BY-NC-SA 4.0 from HAM10000: non-commercial use only.",
