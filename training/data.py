@@ -285,12 +285,10 @@ def flatten_alpha(img: np.ndarray | None, background: int = 255) -> np.ndarray |
     their colour only where they are opaque: plain IMREAD_COLOR would show whatever colour the
     transparent pixels happen to store (black for most stamps) and teach the skin head that a dark
     frame means "not skin". They are laid on a white page instead, the way a chat shows them."""
-    if img is None:
+    if img is not None and img.dtype == np.uint16:  # 16-bit PNG: keep the high byte
+        img = (img >> 8).astype(np.uint8)
+    if img is None or img.dtype != np.uint8:
         return None
-    if img.dtype != np.uint8:
-        img = (img / (np.iinfo(img.dtype).max / 255)).astype(np.uint8) if img.dtype.kind in "ui" else None
-        if img is None:
-            return None
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 4:
