@@ -5,8 +5,10 @@ in a thread pool; one interpreter per thread (built lazily from the shared model
 cheaper than a lock that would serialise all screenings.  TensorFlow is never imported here.
 
 A model may be an ensemble: several TFLite files with the same input and outputs, whose
-calibrated probabilities and skin scores are averaged (the card lists them as ``members``;
-training.loso measures ensembles the same way).
+calibrated probabilities are averaged (the card lists them as ``members``; training.loso measures
+ensembles the same way).  The skin score is the mean over the members the card names as the gate
+(all of them unless a member is marked ``"gate": false``): a member's skin head trained against
+more kinds of non-skin photos is diluted, not helped, by averaging in an older one.
 """
 
 from __future__ import annotations
@@ -33,11 +35,21 @@ ModelSource = bytes | str | Path
 
 
 class Classifier:
-    def __init__(self, model: ModelSource | Sequence[ModelSource], *, colour_constancy: bool, threads_per_interpreter: int = 1):
+    def __init__(
+        self,
+        model: ModelSource | Sequence[ModelSource],
+        *,
+        colour_constancy: bool,
+        threads_per_interpreter: int = 1,
+        skin_members: Sequence[int] | None = None,
+    ):
         members = [model] if isinstance(model, bytes | str | Path) else list(model)
         if not members:
             raise ValueError("a classifier needs at least one model file")
         self._models = tuple(m if isinstance(m, bytes) else Path(m).read_bytes() for m in members)
+        self.skin_members = tuple(range(len(members)) if skin_members is None else sorted(set(skin_members)))
+        if not self.skin_members or not all(0 <= i < len(members) for i in self.skin_members):
+            raise ValueError(f"skin gate members {skin_members} are not among the {len(members)} model files")
         # No default: it must match training, so it comes from the model card.  A default of "on"
         # once gave wrong probabilities when a script forgot it for a model trained without it.
         self.colour_constancy = colour_constancy
@@ -90,11 +102,11 @@ class Classifier:
         batch = x[None].astype(np.float32, copy=False)
         probs = np.zeros(len(CLASSES))
         skin = 0.0
-        for it, (inp, out_probs, out_skin) in zip(self._interpreters(), self._indices, strict=True):
+        for i, (it, (inp, out_probs, out_skin)) in enumerate(zip(self._interpreters(), self._indices, strict=True)):
             it.set_tensor(inp, batch)
             it.invoke()
             p = it.get_tensor(out_probs)[0].astype(np.float64)
             probs += p / p.sum()
-            skin += float(it.get_tensor(out_skin)[0][0])
-        n = len(self._models)
-        return Prediction(probs / n, skin / n)
+            if i in self.skin_members:
+                skin += float(it.get_tensor(out_skin)[0][0])
+        return Prediction(probs / len(self._models), skin / len(self.skin_members))

@@ -40,7 +40,7 @@ _screener: Screener | None = None
 
 @dataclass(frozen=True)
 class _Setup:
-    model: bytes
+    model: tuple[bytes, ...]
     card: ModelCard
     memory_mb: int
 
@@ -63,9 +63,7 @@ def _trim() -> None:
 def _init(setup: _Setup) -> None:
     """Worker start: load the model once, warm it up, then cap the address space."""
     global _screener
-    from inference.classifier import Classifier
-
-    _screener = Screener(Classifier(setup.model, colour_constancy=setup.card.colour_constancy), setup.card)
+    _screener = Screener(setup.card.classifier(setup.model), setup.card)
     _screener.screen(encode_jpeg(_warm_image()))
     _trim()
     limit = _vm_size() + setup.memory_mb * 1024 * 1024

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from inference.classifier import Classifier
+from inference.classifier import Classifier, ModelSource
 from inference.decode import DecodedImage, DecodeError, decode
 from inference.labels import CLASSES
 from inference.quality import Thresholds, check
@@ -51,6 +52,7 @@ class ModelCard:
     colour_constancy: bool
     raw: dict
     members: tuple[str, ...] = ()  # an ensemble's TFLite files, beside the card; () = one model
+    skin_members: tuple[int, ...] | None = None  # which of them gate on skin (None: all)
 
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
@@ -62,7 +64,15 @@ class ModelCard:
         members = tuple(m["file"] for m in card.get("members", []))
         if any(Path(m).name != m for m in members):
             raise ValueError(f"model card members must be file names beside the card: {members}")
-        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card, members)
+        gate = tuple(i for i, m in enumerate(card.get("members", [])) if m.get("gate", True))
+        if members and not gate:
+            raise ValueError("model card marks no member as the skin gate")
+        skin_members = gate if len(gate) < len(members) else None
+        return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card, members, skin_members)
+
+    def classifier(self, models: ModelSource | Sequence[ModelSource]) -> Classifier:
+        """A classifier for this card's model file(s), with the card's colour handling and gate."""
+        return Classifier(models, colour_constancy=self.colour_constancy, skin_members=self.skin_members)
 
 
 class Screener:
@@ -82,7 +92,7 @@ class Screener:
         model_card = ModelCard.read(card_path)
         # An ensemble's thresholds belong to the average, never to one member: the card decides.
         files = [card_path.with_name(m) for m in model_card.members] or [model_path or card_path.with_name("model.tflite")]
-        return cls(Classifier(files, colour_constancy=model_card.colour_constancy), model_card)
+        return cls(model_card.classifier(files), model_card)
 
     @property
     def version(self) -> str:

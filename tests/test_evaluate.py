@@ -47,9 +47,23 @@ def test_risk_cuts_one_odd_photo_does_not_set_the_low_cut_but_each_modality_keep
 def test_skin_cut_keeps_the_photo_that_defines_it():
     from training.gate import skin_cut
 
-    scores = {"pad_ufes20": np.array([0.98058] + [0.999] * 64), "ham10000": np.full(100, 0.9995)}
+    scores = {"pad_ufes20": np.array([0.98058] + [0.999] * 14), "ham10000": np.full(100, 0.9995)}
     cut = skin_cut(scores)
     assert cut == 0.9805 and all((s >= cut).all() for s in scores.values())
+
+
+def test_one_photo_of_a_small_source_does_not_set_the_skin_cut_alone():
+    """Keeping 99 % of 60 photos means keeping all 60: a near-blank field scored 0.003 set the
+    cut for every user.  From 20 to 100 photos one may fall below the cut; never more than 1 %
+    of a larger source, and none of a source under 20 photos."""
+    from training.gate import misses_allowed, skin_cut
+
+    assert [misses_allowed(n) for n in (10, 19, 20, 60, 100, 101, 200, 201, 897)] == [0, 0, 1, 1, 1, 1, 1, 2, 8]
+    assert skin_cut({"archive": np.array([0.003] + [0.91] * 59)}) == 0.91
+    assert skin_cut({"archive": np.array([0.003, 0.02] + [0.91] * 58)}) == 0.02  # a second low photo still counts
+    assert skin_cut({"tiny": np.array([0.003] + [0.91] * 18)}) == 0.003
+    big = np.linspace(0, 1, 1001)  # 1 % of 1001 photos: the 11th lowest (index 10) sets the cut
+    assert skin_cut({"ham10000": big}) == 0.01 and (big < 0.01).sum() == 10
 
 
 def test_the_in_source_ship_rule_allows_a_drop_of_at_most_the_tolerance():

@@ -106,14 +106,20 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     assert r.model == "test-run" and abs(sum(r.probabilities.values()) - 1) < 1e-3
 
     # An ensemble of this run and the shipped model: one folder the tools accept, its own cut
-    # points and gate, served as the mean of its members; installing it leaves no stale file.
+    # points and gate, served as the mean of its members (the skin gate from the members named by
+    # --gate-from, else all); installing it leaves no stale file.
     from inference.classifier import Classifier
     from training.ensemble import main as ensemble_main
 
     ens = tmp_path / "ens"
-    assert ensemble_main([str(out), str(ROOT / "inference" / "model"), "--out", str(ens), "--version", "test-ens"]) == 0
+    shipped = ROOT / "inference" / "model"
+    with pytest.raises(SystemExit):  # a gate member that is not a member is a usage error
+        ensemble_main([str(out), str(shipped), "--out", str(ens), "--version", "test-ens", "--gate-from", "no-such-model"])
+    assert ensemble_main([str(out), str(shipped), "--out", str(ens), "--version", "test-ens", "--gate-from", "test-run"]) == 0
     ens_card = json.loads((ens / "model_card.json").read_text())
-    assert ens_card["members"][0] == {"file": "member-test-run.tflite", "version": "test-run", "architecture": card["architecture"]}
+    assert ens_card["members"][0] == {"file": "member-test-run.tflite", "version": "test-run", "architecture": card["architecture"], "gate": True}
+    assert [m["gate"] for m in ens_card["members"][1:]] == [False] * (len(ens_card["members"]) - 1)
+    assert ens_card["outputs"]["skin"].startswith("skin sigmoid of test-run ")
     assert len(ens_card["members"]) >= 2 and all((ens / m["file"]).exists() for m in ens_card["members"])
     assert set(ens_card["metrics"]["test"]) == {"ham10000", "pad_ufes20"} and "skin_gate_val" in ens_card["metrics"]
     assert set(json.loads((ens / "report.json").read_text())["val_auc_needs_doctor"]) == {"ham10000", "pad_ufes20"}
@@ -125,8 +131,15 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     each = [Classifier(ens / m["file"], colour_constancy=False).predict(photo) for m in ens_card["members"]]
     both = served.classifier.predict(photo)
     assert np.allclose(both.probabilities, np.mean([e.probabilities for e in each], axis=0), atol=1e-6)
-    assert abs(both.skin - np.mean([e.skin for e in each])) < 1e-6
+    assert abs(both.skin - each[0].skin) < 1e-6  # the gate member's skin head alone
     assert not np.allclose(each[0].probabilities, each[1].probabilities, atol=1e-3)  # the mean is not one member's
+    assert abs(each[0].skin - each[1].skin) > 1e-4  # so the gate is not the mean either
+    plain = {**ens_card, "members": [{k: v for k, v in m.items() if k != "gate"} for m in ens_card["members"]]}
+    (tmp_path / "plain").mkdir()
+    for m in ens_card["members"]:
+        (tmp_path / "plain" / m["file"]).write_bytes((ens / m["file"]).read_bytes())
+    (tmp_path / "plain" / "model_card.json").write_text(json.dumps(plain))
+    assert abs(Screener.load(card=tmp_path / "plain" / "model_card.json").classifier.predict(photo).skin - np.mean([e.skin for e in each])) < 1e-6
     training.card.install(ens)
     assert sorted(f.name for f in package.glob("*.tflite")) == sorted(m["file"] for m in ens_card["members"])
     assert Screener.load(card=package / "model_card.json").screen(jpeg_bytes(photo), force=True).model == "test-ens"

@@ -8,6 +8,8 @@ accept (``training.card``, ``training.repeat_noise``, ``inference.benchmark --mo
 - every member's TFLite file, named ``member-VERSION.tflite``, and a card that lists them; the
   classifier averages their calibrated probabilities and skin scores (``inference.classifier``),
   as ``training.loso`` scores an ensemble ``a+b``;
+- ``--gate-from VERSION...``: only those members' skin heads form the "is this skin" gate (the
+  others are marked ``"gate": false`` in the card); the diagnosis is still every member's mean;
 - cut points and the skin gate re-chosen on the *ensemble's* validation outputs with the same
   rules as a single model (``training.cuts``, ``training.gate``): a member's own cuts do not
   hold for the average;
@@ -51,7 +53,7 @@ def compose_card(cards: list[dict], members: list[dict], version: str) -> dict:
         version=version,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         architecture=f"mean of {len(members)} models (" + "; ".join(f"{m['version']}: {m['architecture']}" for m in members) + ")",
-        outputs={"diagnosis": "mean of the members' temperature-calibrated softmax", "skin": "mean of the members' skin sigmoids"},
+        outputs={"diagnosis": "mean of the members' temperature-calibrated softmax", "skin": skin_output(members)},
         temperature=" / ".join(str(c["temperature"]) for c in cards) + " (per member)",
         tflite_max_abs_diff=max(float(c.get("tflite_max_abs_diff", 0.0)) for c in cards),
         members=members,
@@ -61,6 +63,13 @@ def compose_card(cards: list[dict], members: list[dict], version: str) -> dict:
     card["metrics"] = {k: v for k, v in first["metrics"].items() if k == "skin_gate_val"}
     card.pop("repeat_noise", None)  # measured per served model: training.repeat_noise --record
     return card
+
+
+def skin_output(members: list[dict]) -> str:
+    gate = [m["version"] for m in members if m.get("gate", True)]
+    if len(gate) == len(members):
+        return "mean of the members' skin sigmoids"
+    return f"skin sigmoid of {' and '.join(gate)} (the gate; the other members' skin heads are not used)"
 
 
 def insource_verdict(test: dict, reference: dict, tolerance: float) -> tuple[bool, list[str]]:
@@ -85,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", required=True)
     p.add_argument("--splits", type=Path, help="splits.csv every member was trained with (default: the first member's)")
     p.add_argument("--negatives", nargs="*", default=[], help="folders of non-skin photos (training.gate)")
+    p.add_argument("--gate-from", nargs="+", metavar="VERSION", help="members whose skin heads alone form the skin gate (default: all)")
     p.add_argument("--against", type=Path, help="a model_card.json whose test AUCs the ensemble must keep (in-source rule)")
     p.add_argument("--install", action="store_true", help="copy the ensemble into inference/model")
     args = p.parse_args(argv)
@@ -110,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             if path.resolve() != (args.out / name).resolve():
                 shutil.copy(path, args.out / name)
             members.append({"file": name, "version": version, "architecture": card["architecture"]})
+            if args.gate_from:
+                members[-1]["gate"] = version in args.gate_from
         cards.append(card)
+    if args.gate_from and set(args.gate_from) - {m["version"] for m in members}:
+        p.error(f"--gate-from {sorted(set(args.gate_from) - {m['version'] for m in members})}: not a member")
     card = compose_card(cards, members, args.version)
     (args.out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     if splits.resolve() != (args.out / "splits.csv").resolve():
