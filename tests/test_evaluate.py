@@ -150,6 +150,32 @@ def test_the_skin_gate_is_chosen_only_on_photos_serving_would_screen(tmp_path):
     assert screened_by_serving(sample("footer.jpg", 400, 250)) and not screened_by_serving(sample("footer2.jpg", 400, 250, 0.15))
 
 
+
+def test_risk_cuts_are_chosen_only_on_photos_serving_would_screen(tmp_path):
+    """Thumbnails serving refuses as too small must not set the cuts users meet: their benign
+    photos' high scores put an ensemble's high cut at 0.496 instead of 0.321."""
+    import cv2
+
+    from training.data import Sample
+    from training.evaluate import MAL_IDX, served_risk_cuts
+
+    rng = np.random.default_rng(3)
+    samples, scores = [], []
+    for i in range(200):
+        big = i < 120  # 120 screened photos, 80 thumbnails
+        name = f"{i}.png"
+        cv2.imwrite(str(tmp_path / name), np.full((300, 300, 3) if big else (84, 84, 3), 128, np.uint8))
+        malignant = i % 4 == 0
+        samples.append(Sample(tmp_path / name, "big" if big else "thumbs", "dermoscopy", MAL_IDX[0] if malignant else 3, name, int(malignant)))
+        # benign thumbnails score high: they alone would push the high cut up
+        scores.append(rng.uniform(0.02, 0.9) if malignant else (rng.uniform(0.0, 0.3) if big else rng.uniform(0.5, 0.9)))
+    scores = np.array(scores)
+    cuts = served_risk_cuts(scores, samples)
+    benign_big = scores[:120][[i % 4 != 0 for i in range(120)]]
+    assert cuts["high"] <= 0.3 + 1e-6 and (benign_big < cuts["high"]).mean() >= 0.9
+    everything = served_risk_cuts(scores, [Sample(tmp_path / "0.png", s.source, s.modality, s.label, s.group, s.malignant) for s in samples])
+    assert everything["high"] > 0.5  # the same scores, all counted as screened: the thumbnails set it
+
 def test_a_dermoscope_frame_blacks_out_the_corners_and_keeps_the_centre():
     """Non-skin photos seen through a lens-like circle: the skin head must not learn 'a lit disc on
     black is skin' (a retina photo scored 0.99). Scope 0 leaves every existing view as it was."""

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         report["val_auc_needs_doctor"] = {src: evaluate.auc(val_score[m], val_pos[m]) for src, m in by_source.items()}
         report["val_tta_auc_needs_doctor"] = {src: evaluate.auc(evaluate.malignancy(probs["val"][m].mean(axis=1)), val_pos[m]) for src, m in by_source.items()}
     old = {k: card["thresholds"][k] for k in ("low", "high")}
-    cuts = {**evaluate.risk_cuts(val_score, val_pos, np.array([s.modality for s in val]), np.array([s.source for s in val])), "skin": card["thresholds"]["skin"]}
+    cuts = {**evaluate.served_risk_cuts(val_score, val), "skin": card["thresholds"]["skin"]}
 
     report["cuts"] = cuts
     report["test"], plot_data = evaluate.report_by_source(probs["test"][:, 0], splits["test"], cuts)

@@ -281,9 +281,9 @@ def train(cfg: Config) -> dict:
         views = evals[split] if tta else evals[split][:1]
         return np.mean([predict(v)["diagnosis"] for v in views], axis=0)
 
-    # 7. Cut points on validation: per modality, the conservative one wins.
+    # 7. Cut points on validation photos serving screens: per modality, the conservative one wins.
     val_pos = np.isin(val_labels, evaluate.MAL_IDX)
-    cuts = evaluate.risk_cuts(evaluate.malignancy(probs_of("val", False)), val_pos, np.array([s.modality for s in splits["val"]]), np.array([s.source for s in splits["val"]]))
+    cuts = evaluate.served_risk_cuts(evaluate.malignancy(probs_of("val", False)), splits["val"])
 
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
