@@ -111,15 +111,19 @@ def risk_cuts(score: np.ndarray, positive: np.ndarray, modality: np.ndarray, sou
     return cuts
 
 
-def served_risk_cuts(score: np.ndarray, samples: list) -> dict[str, float]:
+def served_risk_cuts(score: np.ndarray, samples: list, screened: np.ndarray | None = None) -> dict[str, float]:
     """``risk_cuts`` on the validation photos serving would screen at all.  BCN20000's 84 px
     copies are refused as ``too_small`` before the classifier runs, so they must not set a cut
     users meet: counted, their benign photos' spread put 2026.11.29-E4's high cut at 0.496, not
     0.321, and the HAM10000 test's malignant lesions called "high" fell from 105 to 64 of 141.
-    A run on thumbnails alone (a quick probe) still gets cut points, from all of them."""
-    from training.data import screened_by_serving
+    A run on thumbnails alone (a quick probe) still gets cut points, from all of them.
+    ``screened``: the mask ``training.data.screened_by_serving`` gives, when the caller has it
+    already (it reads every file's header)."""
+    if screened is None:
+        from training.data import screened_by_serving
 
-    keep = np.array([screened_by_serving(s) for s in samples], bool)
+        screened = np.array([screened_by_serving(s) for s in samples], bool)
+    keep = screened.copy()
     if not keep.any():
         keep[:] = True
     labels, modality, source = (np.array([getattr(s, k) for s in samples])[keep] for k in ("label", "modality", "source"))

@@ -283,11 +283,11 @@ def train(cfg: Config) -> dict:
 
     # 7. Cut points on validation photos serving screens: per modality, the conservative one wins.
     val_pos = np.isin(val_labels, evaluate.MAL_IDX)
-    cuts = evaluate.served_risk_cuts(evaluate.malignancy(probs_of("val", False)), splits["val"])
+    screened = np.array([screened_by_serving(s) for s in splits["val"]], bool)  # serving refuses the rest as too small
+    cuts = evaluate.served_risk_cuts(evaluate.malignancy(probs_of("val", False)), splits["val"], screened)
 
     val_skin = predict(x_val_degraded)["skin"][:, 0]
     neg_skin = predict(x_neg_val)["skin"][:, 0]
-    screened = np.array([screened_by_serving(s) for s in splits["val"]], bool)  # the gate never sees the rest
     skin_by_source = {str(src): val_skin[(val_sources == src) & screened] for src in sorted(set(val_sources[screened]))}
     too_small = {str(src): int(((val_sources == src) & ~screened).sum()) for src in sorted(set(val_sources[~screened]))}
     cuts["skin"] = gate.skin_cut(skin_by_source) if skin_by_source else 0.5
