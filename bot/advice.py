@@ -6,13 +6,17 @@ every language at once (the catalogues only hold the words around it). A change 
 clinician's approval (README, "Medical wording").
 
 The rule that every branch keeps: **no later message is weaker than the result's own next
-step**. ``tests/test_advice_flow.py`` drives the bot through every risk level × follow-up outcome
-and fails if it breaks.
+step**, and a followed spot keeps the strongest advice it was ever given (a lower score later
+does not cancel a visit to the doctor). ``tests/test_advice_flow.py`` drives the bot through every
+risk level × follow-up outcome, and every earlier level × comparison outcome × follow-up outcome ×
+reminder of a followed spot, and fails if it breaks.
 """
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.i18n import t, tn
 
@@ -25,8 +29,66 @@ LOW_RECHECK_MONTHS = 3
 #: a warning sign ticked (changed, grew, bled, itches, hurts): see a doctor within this many weeks.
 SIGNS_WITHIN_WEEKS = 2
 
-#: How strong each piece of advice is: 0 watch, 1 see a doctor, 2 see a doctor urgently.
-STRENGTH = {"next.low": 0, "followup.low_none": 0, "next.moderate": 1, "next.high": 2, "followup.raised": 2}
+#: How strong each piece of advice is: 0 watch, 1 see a doctor, 2 see a doctor soon (urgently).
+STRENGTH = {
+    "next.low": 0,
+    "followup.low_none": 0,
+    "next.moderate": 1,
+    "next.high": 2,
+    "followup.raised": 2,
+}
+
+#: Advice levels of a photo or a followed spot, weakest first. "signs" is "see a doctor within
+#: SIGNS_WITHIN_WEEKS" (a ticked warning sign, or a result higher than last time); "high" says
+#: the same interval but also "urgent referral" and "oncologist", so it is the stronger wording.
+ORDER = ("low", "moderate", "signs", "high")
+KEY = {"low": "next.low", "moderate": "next.moderate", "signs": "followup.raised", "high": "next.high"}
+#: Codes of the levels in signed buttons.
+CODES = {"low": "l", "moderate": "m", "signs": "s", "high": "h"}
+BY_CODE = {v: k for k, v in CODES.items()}
+
+#: A period is (n, "w") weeks or (n, "m") months. How long each level gives to see a doctor:
+DEADLINE = {"moderate": (MODERATE_WITHIN_MONTHS, "m"), "signs": (SIGNS_WITHIN_WEEKS, "w"), "high": (HIGH_WITHIN_WEEKS, "w")}
+#: Reminder intervals a user can pick per level, and the recommended one. For the levels that
+#: send people to a doctor every choice falls on or before the deadline: the reminder asks
+#: "have you been?", it never comes after the visit should have happened.
+REMINDERS = {
+    "low": ((1, "m"), (LOW_RECHECK_MONTHS, "m"), (6, "m")),
+    "moderate": ((2, "w"), (MODERATE_WITHIN_MONTHS, "m")),
+    "signs": ((1, "w"), (SIGNS_WITHIN_WEEKS, "w")),
+    "high": ((1, "w"), (HIGH_WITHIN_WEEKS, "w")),
+}
+RECOMMENDED = {"low": (LOW_RECHECK_MONTHS, "m"), "moderate": (2, "w"), "signs": (SIGNS_WITHIN_WEEKS, "w"), "high": (1, "w")}
+
+
+def stronger(a: str, b: str) -> str:
+    return a if ORDER.index(a) >= ORDER.index(b) else b
+
+
+def add_period(when: datetime, period: tuple[int, str]) -> datetime:
+    """``when`` plus a period; months keep the day (the last day of a shorter month)."""
+    n, unit = period
+    if unit == "w":
+        return when + timedelta(weeks=n)
+    month = when.month - 1 + n
+    year, month = when.year + month // 12, month % 12 + 1
+    return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
+
+
+def period_code(period: tuple[int, str]) -> str:
+    """``(2, "w")`` → ``"w2"`` (button data)."""
+    return f"{period[1]}{period[0]}"
+
+
+def parse_period(code: str, level: str) -> tuple[int, str] | None:
+    """A button's period if it is one of ``level``'s reminder choices (else None)."""
+    return next((p for p in REMINDERS[level] if period_code(p) == code), None)
+
+
+def period_text(lang: str, period: tuple[int, str], form: str = "in") -> str:
+    """"in 2 weeks" / "within a month" in ``lang`` (form ``in`` or ``within``)."""
+    n, unit = period
+    return tn(lang, f"period.{form}_{'weeks' if unit == 'w' else 'months'}", n)
 
 
 @dataclass(frozen=True)
@@ -47,47 +109,97 @@ def advice_text(lang: str, key: str) -> str:
         within_moderate=tn(lang, "period.within_months", MODERATE_WITHIN_MONTHS),
         within_signs=tn(lang, "period.within_weeks", SIGNS_WITHIN_WEEKS),
         recheck=tn(lang, "period.in_months", LOW_RECHECK_MONTHS),
-        nowait=tn(lang, "period.without_waiting_months", LOW_RECHECK_MONTHS),
     )
+
+
+def of_level(level: str) -> Advice:
+    return Advice(KEY[level], STRENGTH[KEY[level]])
 
 
 def next_step(risk: str) -> Advice:
     """The result's own next step."""
-    key = f"next.{risk}"
-    return Advice(key, STRENGTH[key])
+    return of_level(risk)
 
 
-def after_followup(risk: str, signs: bool) -> tuple[str | None, Advice]:
+def after_followup(level: str, signs: bool) -> tuple[str | None, Advice]:
     """What the bot says after the follow-up questions: an optional preface key and the advice.
+    ``level`` is the photo's risk, or a followed spot's level (``ORDER``).
 
-    * a sign ticked: "see a doctor within two weeks", whatever the level (as urgent as high);
+    * a sign ticked: "see a doctor within two weeks", whatever the level; after a high level
+      the high advice (urgent, oncologist) is restated instead, with a preface that the signs
+      make it more important;
     * nothing ticked after moderate/high: "the advice above still stands", and it is restated;
-    * nothing ticked after low: keep watching, and see a doctor without waiting for the next
-      photo if the spot changes, bleeds, itches or hurts.
+    * nothing ticked after low: keep watching, and see a doctor within the signs interval,
+      without waiting for the next photo, if the spot changes, bleeds, itches or hurts.
     """
     if signs:
-        return None, Advice("followup.raised", STRENGTH["followup.raised"])
-    if risk == "low":
+        if level == "high":
+            return "followup.signs_high", of_level("high")
+        return None, of_level("signs")
+    if level == "low":
         return None, Advice("followup.low_none", STRENGTH["followup.low_none"])
-    return "followup.stands", next_step(risk)
+    return "followup.stands", of_level(level)
 
 
 #: Order of the risk levels, for "did it rise?".
 LEVEL = {"low": 0, "moderate": 1, "high": 2}
 
 
-def after_comparison(before: str, now: str, before_malignancy: float, now_malignancy: float, noise: float) -> tuple[str, Advice]:
-    """A spot photographed again (#13): a preface key and the advice.
+def comparison(before: str, now: str, before_malignancy: float, now_malignancy: float, noise: float) -> str:
+    """A spot photographed again (#13): ``compare.higher``, ``compare.lower`` or ``compare.same``.
 
-    * a higher level, or malignancy up by more than the model's measured repeat-photo noise
-      (``noise``: the model card's ``repeat_noise``), is a change: see a doctor within
-      ``SIGNS_WITHIN_WEEKS``, as for a ticked warning sign;
-    * a lower level never weakens the advice given before: the earlier result's next step is
-      restated;
-    * otherwise the current result's next step stands.
+    A higher level, or malignancy up by more than the model's measured repeat-photo noise
+    (``noise``: the model card's ``repeat_noise``), is "the result is higher than last time" —
+    a score that rose, not a change anyone measured; it is treated as a warning sign.
     """
     if LEVEL[now] > LEVEL[before] or now_malignancy - before_malignancy > noise:
-        return "compare.changed", Advice("followup.raised", STRENGTH["followup.raised"])
+        return "compare.higher"
     if LEVEL[now] < LEVEL[before]:
-        return "compare.lower", next_step(before)
-    return "compare.same", next_step(now)
+        return "compare.lower"
+    return "compare.same"
+
+
+def after_comparison(before: str, now: str, before_malignancy: float, now_malignancy: float, noise: float) -> tuple[str, Advice]:
+    """The comparison of two checks alone: a preface key and the advice (see :func:`follow`
+    for a spot's whole history, which is what the bot uses)."""
+    outcome = comparison(before, now, before_malignancy, now_malignancy, noise)
+    level = stronger(stronger(before, now), "signs") if outcome == "compare.higher" else stronger(before, now)
+    return outcome, of_level(level)
+
+
+@dataclass(frozen=True)
+class SpotAdvice:
+    """Where a followed spot stands: the strongest advice it was given and since when."""
+
+    level: str  # ``ORDER``
+    since: datetime  # the check that first gave this advice: the deadline counts from it
+    outcome: str | None  # the last comparison's preface (None after one check)
+
+    @property
+    def advice(self) -> Advice:
+        return of_level(self.level)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """See a doctor by then (None for low)."""
+        period = DEADLINE.get(self.level)
+        return add_period(self.since, period) if period else None
+
+
+def follow(history: list[tuple[datetime, str, float]], noise: float) -> SpotAdvice:
+    """A spot's checks, oldest first (``(time, risk, malignancy)``) → its advice.
+
+    The advice never weakens along the history: a lower result keeps the earlier level, and an
+    earlier deadline keeps counting from the first result that set it; a result higher than the
+    one before is a warning sign (at least "signs"), from that check on.
+    """
+    if not history:
+        raise ValueError("a spot has at least one check")
+    at, risk, mal = history[0]
+    level, since, outcome = risk, at, None
+    for (_, prev_risk, prev_mal), (at, risk, mal) in zip(history, history[1:]):
+        outcome = comparison(prev_risk, risk, prev_mal, mal, noise)
+        candidate = stronger(risk, "signs") if outcome == "compare.higher" else risk
+        if ORDER.index(candidate) > ORDER.index(level):
+            level, since = candidate, at
+    return SpotAdvice(level, since, outcome)

@@ -178,7 +178,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
         ),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
         spots=(spots := Spots(storage, fernet_key(settings.reminder_key.get_secret_value(), secret))),
-        dispatcher=Dispatcher(spots, settings.reminder_rate_per_s, settings.reminder_tick_s, settings.reminder_lease_s),
+        dispatcher=Dispatcher(spots, settings.reminder_rate_per_s, settings.reminder_tick_s, settings.reminder_lease_s, spot_handlers.noise_of(screener)),
     )
     app.add_handler(TypeHandler(Update, h.count_update), group=-1)  # metrics only; never stops an update
     admin_handlers.register(app, settings.admin_user_ids)  # before the catch-all handlers

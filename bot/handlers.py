@@ -157,8 +157,10 @@ def button_tag(context: ContextTypes.DEFAULT_TYPE, user_id: int, payload: str) -
     return mac.hexdigest()[:8]
 
 
-def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, risk: str, mask: int) -> InlineKeyboardMarkup:
-    payload = f"{sid}:{RISK_CODES[risk]}"
+def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, level: str, mask: int) -> InlineKeyboardMarkup:
+    """The warning-sign toggles and "Done". ``level`` (``advice.ORDER``) is the photo's risk, or
+    for a followed spot the strongest advice it was given: "Done" never says less than that."""
+    payload = f"{sid}:{advice.CODES[level]}"
     tag = button_tag(context, user_id, payload)
     rows = [
         [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{payload}:{mask}:{i}:{tag}")]
@@ -169,7 +171,7 @@ def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: st
 
 
 def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str) -> tuple[int, str, int, str] | None:
-    """(sid, risk, mask, action) of a follow-up button, or None unless every field is valid
+    """(sid, level, mask, action) of a follow-up button, or None unless every field is valid
     and the tag proves this bot made the button for this user."""
     parts = value.split(":")
     if len(parts) != 5:
@@ -178,13 +180,13 @@ def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str)
     if not (sid_s.isdigit() and len(sid_s) <= 10 and mask_s.isdigit() and len(mask_s) <= 2):
         return None
     sid, mask = int(sid_s), int(mask_s)
-    if sid > MAX_SID or mask >= 1 << len(FOLLOWUP_SIGNS) or code not in RISK_BY_CODE:
+    if sid > MAX_SID or mask >= 1 << len(FOLLOWUP_SIGNS) or code not in advice.BY_CODE:
         return None
     if action != "d" and not (action.isdigit() and len(action) == 1 and int(action) < len(FOLLOWUP_SIGNS)):
         return None
     if not hmac.compare_digest(tag, button_tag(context, user_id, f"{sid}:{code}")):
         return None
-    return sid, RISK_BY_CODE[code], mask, action
+    return sid, advice.BY_CODE[code], mask, action
 
 
 def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str | None, full: bool = True) -> str:
@@ -491,12 +493,12 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         from bot import spot_handlers as sh  # (it imports this module's helpers)
 
         spot_id = await sh.replied_spot(update, context)  # a reply to a reminder: that spot
-        followed = [] if spot_id is not None else await sh.active_spots(context, update.effective_user.id)
-        text += "\n\n" + t(lang, "followup.question") + ("\n" + t(lang, "compare.pick") if followed else "")
-        rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0).inline_keyboard)
-        if spot_id is None:
+        if spot_id is None:  # (a followed spot's questions ride on its comparison, at the spot's level)
+            followed = await sh.active_spots(context, update.effective_user.id)
+            text += "\n\n" + t(lang, "followup.question") + ("\n" + t(lang, "compare.pick") if followed else "")
+            rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0).inline_keyboard)
             rows += sh.result_buttons(context, update.effective_user.id, lang, sid, result, followed)
-        markup = InlineKeyboardMarkup(rows)
+            markup = InlineKeyboardMarkup(rows)
     await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
     if spot_id is not None:
         await sh.compare(update, context, st, spot_id, result.risk, result.malignancy, sid, jpeg if keep else None)

@@ -85,7 +85,9 @@ def local_date(value: datetime, lang: str) -> str:
     """The local (Asia/Almaty) date of a stored UTC timestamp, in the user's language."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return format_date(value.astimezone(TIMEZONE), "medium", locale=lang if lang in LANGUAGES else DEFAULT)
+    lang = lang if lang in LANGUAGES else DEFAULT
+    # Kazakh's "medium" pattern is "2026 ж. 06 жел.": the month is spelled out instead.
+    return format_date(value.astimezone(TIMEZONE), "long" if lang == "kk" else "medium", locale=lang)
 
 
 def percent(value: float, lang: str) -> str:
@@ -106,4 +108,11 @@ def t(lang: str, key: str, **kwargs: object) -> str:
     text = msgs.get(key) or catalog(DEFAULT).get(key)
     if text is None:
         raise KeyError(f"no message {key!r}")
-    return text.format(**kwargs) if kwargs else text
+    if not kwargs:
+        return text
+    for name, value in kwargs.items():
+        # Babel's ru/kk dates end in an abbreviation's full stop ("6 дек. 2026 г.", "6 мам."):
+        # a sentence that ends with one gets a single full stop, never "г..".
+        if isinstance(value, str) and value.endswith("."):
+            text = text.replace("{%s}." % name, "{%s}" % name)
+    return text.format(**kwargs)

@@ -37,7 +37,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, SimpleUpdateProcessor
 
-from bot.runtime import current_update, within
+from bot.runtime import current_update, seconds, within
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Intake:
                     offset=self.offset, timeout=self.poll_timeout, allowed_updates=self.allowed_updates, read_timeout=self.poll_timeout + 10
                 )
             except RetryAfter as exc:
-                await self._sleep(float(exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()))
+                await self._sleep(seconds(exc.retry_after))
                 continue
             except (NetworkError, TimedOut) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, delay)

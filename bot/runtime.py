@@ -180,3 +180,8 @@ def _forget(task: asyncio.Task) -> None:
 async def drain_abandoned(timeout: float = 10.0) -> None:
     if ABANDONED:
         await asyncio.wait(set(ABANDONED), timeout=timeout)
+
+
+def seconds(value) -> float:
+    """A PTB duration (``RetryAfter.retry_after``): seconds, or a ``timedelta`` (PTB_TIMEDELTA)."""
+    return float(value) if isinstance(value, (int, float)) else value.total_seconds()

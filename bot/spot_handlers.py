@@ -3,10 +3,13 @@ reminder job, and the comparison when a spot is photographed again.
 
 Buttons (``callback_data``), the result's fields signed like the follow-up buttons:
     rm:<sid>:<risk>:<mal>:<tag>            "remind me" → when?
-    rt:<sid>:<risk>:<mal>:<months>:<tag>   create the spot and its reminder
+    rt:<sid>:<risk>:<mal>:<period>:<tag>   create the spot and its reminder
     sp:<spot>:<sid>:<risk>:<mal>:<tag>     this photo is of that spot → compare
-    ss:<spot> / sm:<spot>:<months>         stop a spot / move its reminder (ownership checked)
-``mal`` is the malignancy in thousandths.
+    ss:<spot> / sm:<spot>:<period>         stop a spot / move its reminder (ownership checked)
+``mal`` is the malignancy in thousandths; ``period`` is ``w2``, ``m3``… and must be one of the
+level's choices (``advice.REMINDERS``: a doctor reminder never comes after the deadline). A
+followed spot's level is the strongest advice it was given (``advice.follow``): a lower score
+later never brings back "keep watching", a 3-month reminder or the polyclinic-only path.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
@@ -26,10 +30,10 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ContextTypes
 
 from bot import advice
-from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, on_other, referral_text, storage_failed, user_state
+from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, followup_keyboard, on_other, referral_text, storage_failed, user_state
 from bot.i18n import local_date, t, tn
-from bot.runtime import within
-from bot.spots import MONTHS, RECOMMENDED_MONTHS, Due, SpotCheck
+from bot.runtime import seconds, within
+from bot.spots import Due, SpotCheck
 from bot.storage import CONSENT_YES
 
 log = logging.getLogger(__name__)
@@ -111,6 +115,9 @@ def spots_changed(context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---------------------------------------------------------------- buttons
 
 
+#: The intervals of "when?" buttons sent before 2026-12 (months, for every level).
+OLD_MONTHS = ("1", "3", "6")
+
 #: The buttons this module answers (``bot.app`` routes them here, before the other buttons).
 BUTTONS = r"^(rm|rt|sp|ss|sm):"
 
@@ -126,26 +133,22 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if kind != "rm":
         spots_changed(context)
     if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
-        sid, risk, _ = parsed
-        fields = ":".join(parts[:3])
-        recommended = RECOMMENDED_MONTHS[risk]
-        buttons = [
-            InlineKeyboardButton(tn(lang, "period.in_months", m) + (" ✓" if m == recommended else ""), callback_data=f"rt:{fields}:{m}:{parts[3]}")
-            for m in MONTHS
-        ]
-        when = t(lang, "spot.when") + "\n" + tn(lang, "period.in_months", recommended) + " " + t(lang, "spot.recommended")
-        await query.message.reply_text(when, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([buttons]))
-    elif kind == "rt" and len(parts) == 5 and parts[3].isdigit() and int(parts[3]) in MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
+        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1])
+    elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
+        # A button from before the reminders followed the level (months only): ask again.
+        await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])
+    elif kind == "rt" and len(parts) == 5 and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1])):
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)
         try:
-            _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, int(parts[3])), DB_WAIT_S)
+            _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, period), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not create a spot (%s)", type(exc).__name__)
             storage_failed(context, "spots")
             await query.message.reply_text(t(lang, "spots.unavailable"))
             return
-        sent = await query.message.reply_text(t(lang, "spot.created", date=local_date(reminder.due_at, lang)))
+        key = "spot.created_low" if risk == "low" else "spot.created_doctor"
+        sent = await query.message.reply_text(t(lang, key, date=local_date(reminder.due_at, lang)))
         try:  # a reply to it names the spot, on any replica; the reminder is set either way
             await within(spots.set_prompt(reminder.spot_id, sent.message_id), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001
@@ -153,7 +156,7 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             storage_failed(context, "spots")
     elif kind == "sp" and len(parts) == 5 and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
         sid, risk, malignancy = parsed
-        await query.edit_message_reply_markup(None)
+        await query.edit_message_reply_markup(None)  # its follow-up questions move to the comparison
         await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None)
     elif kind == "ss" and value.isdigit():
         if spot := await spots.stop(uid, int(value)):
@@ -161,14 +164,30 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             await query.message.reply_text(t(lang, "spots.stopped", name=spot_name(lang, spot, None)))
         else:
             await query.message.reply_text(t(lang, "spots.not_found"))
-    elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) in MONTHS:
-        if moved := await spots.reschedule(uid, query.message.chat_id, lang, int(parts[0]), int(parts[1])):
+    elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and len(parts[0]) <= 10:
+        moved = None
+        if (spot := await spots.get(uid, int(parts[0]))) is not None:
+            level = advice.follow(await spots.history(spot.id), repeat_noise(context)).level
+            if (period := advice.parse_period(parts[1], level)) is not None:
+                moved = await spots.reschedule(uid, query.message.chat_id, lang, spot.id, period)
+        if moved:
             spot, reminder = moved
             await query.message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, None), date=local_date(reminder.due_at, lang)))
         else:
             await query.message.reply_text(t(lang, "spots.not_found"))
     else:
         log.warning("refused a spot button that does not verify")
+
+
+async def ask_when(query, lang: str, fields: str, tag: str, risk: str) -> None:
+    """"When shall I remind you?" with the level's choices (``advice.REMINDERS``)."""
+    recommended = advice.RECOMMENDED[risk]
+    buttons = [
+        InlineKeyboardButton(advice.period_text(lang, p) + (" ✓" if p == recommended else ""), callback_data=f"rt:{fields}:{advice.period_code(p)}:{tag}")
+        for p in advice.REMINDERS[risk]
+    ]
+    when = t(lang, "spot.when") + "\n" + advice.period_text(lang, recommended) + " " + t(lang, "spot.recommended")
+    await query.message.reply_text(when, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([buttons]))
 
 
 # ---------------------------------------------------------------- /spots and naming
@@ -181,14 +200,16 @@ async def spots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await update.effective_message.reply_text(t(lang, "spots.empty"))
         return
     lines, keyboard = [t(lang, "spots.header")], []
+    noise = repeat_noise(context)
     for n, (spot, check, reminder) in enumerate(rows, 1):
+        level = advice.follow(await context.bot_data["spots"].history(spot.id), noise).level if check else "low"
         when = local_date(reminder.due_at, lang) if reminder else t(lang, "spots.no_reminder")
         risk = t(lang, f"risk.{check.risk}") if check else "—"
         date = local_date(check.created_at, lang) if check else "—"
         lines.append(t(lang, "spots.item", n=n, name=html.escape(spot_name(lang, spot, check)), date=date, risk=risk, reminder=when))  # HTML message
         keyboard.append(
             [InlineKeyboardButton(t(lang, "spots.stop_button", n=n), callback_data=f"ss:{spot.id}")]
-            + [InlineKeyboardButton(f"🔔 {m}", callback_data=f"sm:{spot.id}:{m}") for m in MONTHS]
+            + [InlineKeyboardButton("🔔 " + advice.period_text(lang, p), callback_data=f"sm:{spot.id}:{advice.period_code(p)}") for p in advice.REMINDERS[level]]
         )
     lines += ["", t(lang, "spots.hint")]
     await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup(keyboard))
@@ -232,8 +253,9 @@ async def _name_a_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
 
 
 async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None) -> None:
-    """This photo is of a followed spot: compare with its previous check, advise, record the
-    check and set the next reminder."""
+    """This photo is of a followed spot: compare with its previous check, advise at the spot's
+    level (the strongest advice it was given, ``advice.follow``), ask the follow-up questions at
+    that level, record the check and set the next reminder at that level's interval."""
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     message = update.effective_message
@@ -245,41 +267,61 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     spots_changed(context)
     if previous is None:
         return
-    preface, step = advice.after_comparison(previous.risk, risk, previous.malignancy, malignancy, repeat_noise(context))
+    state = advice.follow(await spots.history(spot_id), repeat_noise(context))
     parts = [t(lang, "compare.header", date=local_date(previous.created_at, lang), before=t(lang, f"risk.{previous.risk}"), now=t(lang, f"risk.{risk}"))]
-    parts += [t(lang, preface), step.text(lang)]
-    if step.strength > 0:
+    parts += [t(lang, state.outcome), state.advice.text(lang)]
+    if state.deadline is not None:
+        parts += [deadline_text(lang, state, spots.clock())]
+    if state.advice.strength > 0:
         parts += ["", referral_text(lang, context, st.get("region"))]
+    else:
+        parts += ["", referral_text(lang, context, st.get("region"), full=False)]
     before_photo = await spots.photo_of(uid, previous.submission_id) if st["consent"] == CONSENT_YES else None
     if jpeg is None:  # picked from a button: this photo's own logged case
         jpeg = await spots.photo_of(uid, sid)
     if before_photo is None or jpeg is None:
         parts += ["", t(lang, "compare.levels_only")]
-    parts += ["", t(lang, "disclaimer")]
+    parts += ["", t(lang, "disclaimer"), "", t(lang, "followup.question")]
     reply_to = message.message_id if update.message else None
-    await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to)
+    keyboard = followup_keyboard(context, uid, lang, sid, state.level, 0)
+    await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to, reply_markup=keyboard)
     if before_photo is not None and jpeg is not None:
-        before_label = f"{local_date(previous.created_at, lang)}, {t(lang, f'risk.{previous.risk}')}"
-        now_label = f"{local_date(spots.clock(), lang)}, {t(lang, f'risk.{risk}')}"
+        before_label = t(lang, "compare.label", date=local_date(previous.created_at, lang), risk=t(lang, f"risk.{previous.risk}"))
+        now_label = t(lang, "compare.label", date=local_date(spots.clock(), lang), risk=t(lang, f"risk.{risk}"))
         picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, before_label, now_label)
         caption = t(lang, "compare.caption", before=before_label, now=now_label)
         await message.reply_photo(picture, caption=caption)
-    if moved := await spots.reschedule(uid, message.chat_id, lang, spot_id, RECOMMENDED_MONTHS[risk]):
+    if moved := await spots.reschedule(uid, message.chat_id, lang, spot_id, advice.RECOMMENDED[state.level]):
         reminder = moved[1]
         await message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, previous), date=local_date(reminder.due_at, lang)))
 
 
+def deadline_text(lang: str, state: advice.SpotAdvice, today) -> str:
+    """The deadline counted from the first result that gave this advice, or "it has passed: go now"."""
+    first, deadline = local_date(state.since, lang), local_date(state.deadline, lang)
+    return t(lang, "compare.deadline" if state.deadline >= today else "compare.overdue", first=first, deadline=deadline)
+
+
 def repeat_noise(context: ContextTypes.DEFAULT_TYPE) -> float:
+    return noise_of(context.bot_data["screener"])
+
+
+def noise_of(screener) -> float:
     """The model's measured repeat-photo noise in malignancy (model card ``repeat_noise``)."""
-    noise = context.bot_data["screener"].card.raw.get("repeat_noise") or {}
+    noise = screener.card.raw.get("repeat_noise") or {}
     # Unmeasured: any rise counts as a change (beyond the 0.001 the buttons round malignancy to).
     return max(float(noise.get("malignancy_rise_p95", 0.0)), 0.001)
+
+
+#: DejaVu Sans (Bitstream Vera licence, bot/data/fonts/LICENSE-DejaVu.txt): Latin, Cyrillic and
+#: the Kazakh letters (ә, ғ, қ, ң, ө, ұ, ү, һ, і) for the picture's labels.
+LABEL_FONT = Path(__file__).parent / "data" / "fonts" / "DejaVuSans.ttf"
 
 
 def side_by_side(before: bytes, now: bytes, before_label: str, now_label: str, height: int = 480) -> bytes:
     """One JPEG: the previous photo | the new one, each labelled with its date and level (also
     in the caption, in the user's language)."""
-    from PIL import Image, ImageDraw, ImageOps
+    from PIL import Image, ImageDraw, ImageFont, ImageOps
 
     images = []
     for data in (before, now):
@@ -290,10 +332,11 @@ def side_by_side(before: bytes, now: bytes, before_label: str, now_label: str, h
     gap, band = 12, 36
     canvas = Image.new("RGB", (sum(i.width for i in images) + gap, height + band), "white")
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.truetype(str(LABEL_FONT), 20)  # Pillow's default font has no Cyrillic
     x = 0
     for img, label in zip(images, (before_label, now_label), strict=True):
         canvas.paste(img, (x, band))
-        draw.text((x + 8, 8), label, fill="black", font_size=20)
+        draw.text((x + 8, 8), label, fill="black", font=font)
         x += img.width + gap
     out = io.BytesIO()
     canvas.save(out, "JPEG", quality=88)
@@ -306,8 +349,9 @@ def side_by_side(before: bytes, now: bytes, before_label: str, now_label: str, h
 class Dispatcher:
     """Claims due reminders and sends them, paced; one per process (``owner``)."""
 
-    def __init__(self, spots, rate_per_s: float = 10.0, tick_s: float = 30.0, lease_s: float = 300.0):
+    def __init__(self, spots, rate_per_s: float = 10.0, tick_s: float = 30.0, lease_s: float = 300.0, noise: float = 0.001):
         self.spots, self.rate, self.tick, self.lease = spots, rate_per_s, tick_s, lease_s
+        self.noise = noise  # the model's repeat-photo noise: what counts as "higher than last time"
         self.owner = uuid.uuid4().hex
 
     async def run_once(self, bot) -> dict[str, int]:
@@ -328,7 +372,7 @@ class Dispatcher:
             return "undeliverable"
         lang = due.language
         name = html.escape(due.spot_name or t(lang, "spot.unnamed", date=local_date(due.last_at, lang) if due.last_at else "—"))  # the user's words in an HTML message
-        text = t(lang, "spot.reminder", name=name, date=local_date(due.last_at, lang) if due.last_at else "—", risk=t(lang, f"risk.{due.last_risk or 'low'}"))
+        text = reminder_text(lang, name, due, self.noise, self.spots.clock())
         try:
             message = await bot.send_message(due.chat_id, text, parse_mode=ParseMode.HTML)
         except Forbidden:  # the user blocked the bot: never retried
@@ -339,14 +383,35 @@ class Dispatcher:
             await self.spots.undeliverable(due.id, self.owner)
             return "undeliverable"
         except RetryAfter as exc:
-            wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
-            await self.spots.retry_later(due.id, self.owner, due.attempts, float(wait))
+            await self.spots.retry_later(due.id, self.owner, due.attempts, seconds(exc.retry_after))
             return "retry"
         except NetworkError:
             await self.spots.retry_later(due.id, self.owner, due.attempts, min(60.0 * 2**due.attempts, 6 * 3600.0))
             return "retry"
         await self.spots.sent(due.id, self.owner, message.message_id)
         return "sent"
+
+
+def reminder_text(lang: str, name: str, due: Due, noise: float, today) -> str:
+    """A low spot's reminder asks for a new photo; a spot that was sent to a doctor gets its
+    own reminder: the deadline (counted from the first result that gave it), "if you have not
+    seen a doctor yet, go now", and the polyclinic path."""
+    last = local_date(due.last_at, lang) if due.last_at else "—"
+    risk = t(lang, f"risk.{due.last_risk or 'low'}")
+    state = advice.follow(due.history, noise) if due.history else None
+    if state is None or state.deadline is None:
+        return t(lang, "spot.reminder", name=name, date=last, risk=risk)
+    return "\n".join(
+        [
+            t(lang, "spot.reminder_doctor", name=name, date=last, risk=risk),
+            state.advice.text(lang),
+            deadline_text(lang, state, today),
+            "",
+            t(lang, "referral.path"),
+            "",
+            t(lang, "spot.reminder_doctor_photo"),
+        ]
+    )
 
 
 async def send_reminders(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -26,20 +26,19 @@ import base64
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.advice import add_period
 from bot.storage import Base, Storage, Submission, now
 
 log = logging.getLogger(__name__)
 
 PENDING, CLAIMED, SENT, UNDELIVERABLE, STOPPED = "pending", "claimed", "sent", "undeliverable", "stopped"
-#: Reminder intervals a user can pick, in months; the recommended one per risk level.
-MONTHS = (1, 3, 6)
-RECOMMENDED_MONTHS = {"low": 3, "moderate": 1, "high": 1}
+# Reminder intervals per level and the deadlines they come before: bot/advice.py (REMINDERS).
 #: Give up on a reminder after this many failed tries (network, 429), spread over about a day.
 MAX_ATTEMPTS = 8
 
@@ -109,15 +108,7 @@ class Due:
     last_at: datetime | None
     last_risk: str | None
     attempts: int
-
-
-def add_months(when: datetime, months: int) -> datetime:
-    """The same day ``months`` later (the last day of a shorter month)."""
-    import calendar
-
-    month = when.month - 1 + months
-    year, month = when.year + month // 12, month % 12 + 1
-    return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
+    history: list[tuple[datetime, str, float]]  # the spot's checks, oldest first (advice.follow)
 
 
 class Spots:
@@ -130,8 +121,8 @@ class Spots:
 
     # ------------------------------------------------------------ spots
 
-    async def create(self, telegram_id: int, chat_id: int, language: str, risk: str, malignancy: float, submission_id: int | None, months: int) -> tuple[Spot, Reminder]:
-        """A new spot with its first check and a reminder in ``months``."""
+    async def create(self, telegram_id: int, chat_id: int, language: str, risk: str, malignancy: float, submission_id: int | None, period: tuple[int, str]) -> tuple[Spot, Reminder]:
+        """A new spot with its first check and a reminder after ``period`` (``advice.REMINDERS``)."""
         pseudo = self.storage.pseudonym(telegram_id)
         at = self.clock()
         async with self.storage.sessions.begin() as s:
@@ -139,7 +130,7 @@ class Spots:
             s.add(spot)
             await s.flush()
             s.add(SpotCheck(spot_id=spot.id, created_at=at, risk=risk, malignancy=malignancy, submission_id=submission_id or None))
-            reminder = self._reminder(spot.id, pseudo, chat_id, language, add_months(at, months))
+            reminder = self._reminder(spot.id, pseudo, chat_id, language, add_period(at, period))
             s.add(reminder)
         return spot, reminder
 
@@ -200,16 +191,25 @@ class Spots:
                 await self._stop_pending(s, Reminder.spot_id == spot_id)
             return spot
 
-    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, months: int) -> tuple[Spot, Reminder] | None:
-        """Replace the spot's pending reminder with one in ``months``; (spot, new reminder)."""
+    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, period: tuple[int, str]) -> tuple[Spot, Reminder] | None:
+        """Replace the spot's pending reminder with one after ``period``; (spot, new reminder)."""
         async with self.storage.sessions.begin() as s:
             spot = await self._own(s, telegram_id, spot_id)
             if spot is None:
                 return None
             await self._stop_pending(s, Reminder.spot_id == spot_id)
-            reminder = self._reminder(spot_id, spot.user_pseudonym, chat_id, language, add_months(self.clock(), months))
+            reminder = self._reminder(spot_id, spot.user_pseudonym, chat_id, language, add_period(self.clock(), period))
             s.add(reminder)
         return spot, reminder
+
+    async def history(self, spot_id: int, session=None) -> list[tuple[datetime, str, float]]:
+        """The spot's checks, oldest first, as ``advice.follow`` reads them."""
+        query = select(SpotCheck.created_at, SpotCheck.risk, SpotCheck.malignancy).where(SpotCheck.spot_id == spot_id).order_by(SpotCheck.created_at, SpotCheck.id)
+        if session is None:
+            async with self.storage.sessions() as s:
+                return await self.history(spot_id, s)
+        # SQLite hands back naive datetimes (stored UTC); deadlines are compared with aware ones.
+        return [(at if at.tzinfo else at.replace(tzinfo=UTC), risk, mal) for at, risk, mal in await session.execute(query)]
 
     async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None) -> SpotCheck | None:
         """The new check, after returning the previous one (None for the first)."""
@@ -280,8 +280,9 @@ class Spots:
         async with self.storage.sessions() as s:
             for rid, chat, language, spot_id, attempts in rows:
                 spot = await s.get(Spot, spot_id)
-                check = await s.scalar(last_check(spot_id))
-                out.append(Due(rid, self._chat(chat), language, spot_id, spot.name if spot else None, check.created_at if check else None, check.risk if check else None, attempts))
+                history = await self.history(spot_id, s)
+                last = history[-1] if history else (None, None, None)
+                out.append(Due(rid, self._chat(chat), language, spot_id, spot.name if spot else None, last[0], last[1], attempts, history))
         return sorted(out, key=lambda d: d.id)
 
     def _chat(self, token: str | None) -> int | None:

@@ -13,6 +13,10 @@ more kinds of non-skin photos is diluted, not helped, by averaging in an older o
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +27,31 @@ from ai_edge_litert.interpreter import Interpreter
 
 from inference.labels import CLASSES
 from inference.preprocess import INPUT_SIZE, model_input
+
+_FD_LOCK = threading.Lock()
+#: LiteRT's native code prints this on every interpreter it makes, whatever TF_CPP_MIN_LOG_LEVEL
+#: says, and has no Python switch for it.
+DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """Native stderr goes to a temporary file while an interpreter is made; everything but the
+    XNNPACK notice is written back, so no other line (another thread's log) is lost."""
+    with _FD_LOCK, tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().splitlines(keepends=True) if line.strip() != DELEGATE_NOTICE]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 @dataclass(frozen=True)
@@ -73,8 +102,9 @@ class Classifier:
         if its is None:
             its = []
             for model in self._models:
-                it = Interpreter(model_content=model, num_threads=self._threads)
-                it.allocate_tensors()
+                with _without_delegate_notice():
+                    it = Interpreter(model_content=model, num_threads=self._threads)
+                    it.allocate_tensors()
                 its.append(it)
             self._local.interpreters = its
         return its

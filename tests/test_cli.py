@@ -54,7 +54,9 @@ def test_json_one_record_per_input_in_order(inputs):
 
 
 def test_force_classifies_rejected_photos_but_keeps_reasons(inputs):
-    rec = json.loads(run_cli("--json", "--force", inputs["dark"]).stdout)
+    proc = run_cli("--json", "--force", inputs["dark"])
+    rec = json.loads(proc.stdout)
+    assert proc.stderr.strip() == "", "the model loads silently (no XNNPACK INFO line from LiteRT's native code)"
     assert rec["accepted"] is False and "too_dark" in rec["reasons"]
     assert rec["risk"] in ("low", "moderate", "high")
     assert 0.0 <= rec["malignancy"] <= 1.0 and len(rec["probabilities"]) == 7

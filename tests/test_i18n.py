@@ -1,6 +1,7 @@
 """Every user-facing message exists in kk, ru and en with the same placeholders."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -105,8 +106,34 @@ def test_intervals_are_filled_into_the_advice_in_every_language():
     assert f"within {HIGH_WITHIN_WEEKS} weeks" in advice_text("en", "next.high")
     assert f"в течение {HIGH_WITHIN_WEEKS} недель" in advice_text("ru", "next.high")
     assert f"{HIGH_WITHIN_WEEKS} апта ішінде" in advice_text("kk", "next.high")
-    assert f"without waiting {LOW_RECHECK_MONTHS} months" in advice_text("en", "next.low")
+    assert f"again in {LOW_RECHECK_MONTHS} months" in advice_text("en", "next.low")
     assert "within a month" in advice_text("en", "next.moderate")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_low_with_a_warning_sign_has_one_deadline_from_advice_py(lang):
+    """#21: "low + a warning sign" said "without waiting 3 months" (en) and "immediately" (ru/kk);
+    every language now says the one signs interval from bot/advice.py, and nothing else."""
+    from bot.advice import SIGNS_WITHIN_WEEKS, advice_text
+    from bot.i18n import tn
+
+    within = tn(lang, "period.within_weeks", SIGNS_WITHIN_WEEKS)
+    for key in ("next.low", "followup.low_none"):
+        text = advice_text(lang, key)
+        assert within in text, (lang, key)
+        for word in ("сразу", "бірден", "немедленно", "immediately", "without waiting 3", "не дожидаясь 3", "айды күтпей"):
+            assert word not in text, (lang, key, word)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_date_at_the_end_of_a_sentence_gets_one_full_stop(lang):
+    from bot.i18n import local_date
+
+    for month in range(1, 13):
+        date = local_date(datetime(2026, month, 6, 12, tzinfo=UTC), lang)
+        for key in ("compare.deadline", "compare.overdue", "spot.created_low", "spots.moved"):
+            text = t(lang, key, first=date, deadline=date, date=date, name="x")
+            assert ".." not in text, text
 
 
 def test_high_risk_wording_is_not_categorical():

@@ -30,8 +30,9 @@ from .test_bot_e2e import start_user
 pytestmark = needs_shared
 
 
-async def follow_a_spot(h, uid: int, lang: str, consent: str, photo: bytes, months: int = 3) -> tuple[dict, int]:
-    """Photo → "remind me" → months → the "reminder set" message; returns it and the count sent."""
+async def follow_a_spot(h, uid: int, lang: str, consent: str, photo: bytes, period: str = "m3") -> tuple[dict, int]:
+    """Photo → "remind me" → period (``m3``: 3 months) → the "reminder set" message; returns it
+    and the count sent."""
     n = await start_user(h, uid, lang, consent)
     h.fake.send_photo(uid, photo, lang)
     (result,) = await h.fake.replies(uid, 1, since=n)
@@ -39,7 +40,7 @@ async def follow_a_spot(h, uid: int, lang: str, consent: str, photo: bytes, mont
     h.fake.press(uid, result, remind, lang)
     (when,) = await h.fake.replies(uid, 1, since=n + 1)
     assert t(lang, "spot.when").split("\n")[0].replace("<b>", "").replace("</b>", "") in when["text"]
-    choice = next(c for _, c in buttons(when) if c.startswith("rt:") and c.split(":")[4] == str(months))
+    choice = next(c for _, c in buttons(when) if c.startswith("rt:") and c.split(":")[4] == period)
     h.fake.press(uid, when, choice, lang)
     (created,) = await h.fake.replies(uid, 1, since=n + 2)
     return created, n + 3
@@ -119,7 +120,7 @@ async def test_a_drop_never_weakens_the_earlier_advice_and_without_photo_consent
     lang, uid = "ru", 4200
     high = await bot_factory(forced(screener, "high"))
     photo = benign_top_photo(screener)
-    await follow_a_spot(high, uid, lang, "no", photo, months=1)  # no photo consent: dates and levels only
+    await follow_a_spot(high, uid, lang, "no", photo, period="w1")  # no photo consent: dates and levels only
     low = await bot_factory(forced(screener, "low"))  # the same database, a model that now says "low"
     low.fake.update_id = 10_000  # Telegram's update ids never repeat; the inbox would drop a repeat
     later(low, 40)
@@ -146,7 +147,7 @@ async def test_a_rise_says_it_has_changed(bot_factory, screener):
     (reminder,) = await moderate.fake.replies(uid, 1)
     moderate.fake.send_photo(uid, photo, lang, reply_to=reminder)
     result, comparison = await moderate.fake.replies(uid, 2, since=1)
-    assert t(lang, "compare.changed") in comparison["text"]
+    assert t(lang, "compare.higher") in comparison["text"]
     assert advice.advice_text(lang, "followup.raised") in comparison["text"] and "103" in comparison["text"]
 
 
@@ -181,8 +182,8 @@ async def test_withdrawing_consent_stops_reminders_and_spots_can_be_stopped(bot_
 @pytest.mark.parametrize(
     ("before", "now_", "mal_before", "mal_now", "expected"),
     [
-        ("low", "moderate", 0.20, 0.20, "compare.changed"),  # a higher level
-        ("low", "low", 0.10, 0.30, "compare.changed"),  # malignancy up by more than the noise
+        ("low", "moderate", 0.20, 0.20, "compare.higher"),  # a higher level
+        ("low", "low", 0.10, 0.30, "compare.higher"),  # malignancy up by more than the noise
         ("low", "low", 0.10, 0.15, "compare.same"),  # within the noise
         ("high", "low", 0.80, 0.10, "compare.lower"),  # a drop
     ],
@@ -349,3 +350,19 @@ async def test_any_photo_can_be_attached_to_a_followed_spot_from_its_buttons(bot
     assert comparison["text"].startswith(t("ru", "compare.header", date="X", before="Y", now="Z").split("X")[0])
     assert picture.get("photo_bytes"), "both photos kept (consent): the side-by-side picture"
     assert len(await rows(h.storage, SpotCheck)) == 2
+
+
+def test_the_side_by_side_labels_are_drawn_in_cyrillic_and_kazakh():
+    """Pillow's default font drew ru/kk labels as boxes (#21): the shipped DejaVu Sans has every
+    letter of the labels, so each one draws differently from a missing glyph."""
+    from PIL import ImageFont
+
+    from bot.spot_handlers import LABEL_FONT
+
+    font = ImageFont.truetype(str(LABEL_FONT), 20)
+    missing = font.getmask("\uffff").getbbox()  # a character no font has: the "box"
+    for ch in "абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі" + "ӘҒҚҢӨҰҮҺІ":
+        assert font.getmask(ch).getbbox() != missing or ch in "ъь", ch
+    for lang in LANGUAGES:
+        label = t(lang, "compare.label", date="6 дек.", risk=t(lang, "risk.high"))
+        assert t(lang, "risk.high") in label and label != t(lang, "risk.high")
