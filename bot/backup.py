@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,20 +96,50 @@ def backup(settings: Settings, out: Path) -> str:
     return f"backup written to {out}: {'database, ' if _is_sqlite(settings) else ''}{photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}"
 
 
+def _read_archive(archive: Path, into: Path) -> dict:
+    """Unpack and check an archive; every way it can be wrong is one BackupError line."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(into, filter="data")  # no absolute paths, no "..", no devices
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise BackupError(f"{archive}: not a readable backup archive ({type(exc).__name__}: {exc})") from None
+    try:
+        manifest = json.loads((into / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise BackupError(f"{archive}: no manifest.json — not an archive made by 'python -m bot.admin backup'") from None
+    except (ValueError, OSError) as exc:
+        raise BackupError(f"{archive}: manifest.json is damaged ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{archive}: unknown backup format {manifest.get('format') if isinstance(manifest, dict) else manifest!r}")
+    files, fingerprint = manifest.get("files"), manifest.get("secret_fingerprint")
+    if not isinstance(files, dict) or not isinstance(fingerprint, str) or not isinstance(manifest.get("secret_in_archive"), bool):
+        raise BackupError(f"{archive}: manifest.json lacks its file list or secret fingerprint")
+    for name, digest in files.items():
+        path = into / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise BackupError(f"{archive}: {name} is missing or damaged (checksum)")
+    return manifest
+
+
 def restore(settings: Settings, archive: Path, force: bool = False) -> str:
     data = settings.data_dir
     db = data / "bot.sqlite3"
-    if not archive.exists():
+    if not archive.is_file():
         raise BackupError(f"no archive at {archive}")
-    with tempfile.TemporaryDirectory() as tmp, tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(tmp, filter="data")
+    with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        manifest = json.loads((root / "manifest.json").read_text())
-        if manifest.get("format") != FORMAT:
-            raise BackupError(f"{archive}: unknown backup format {manifest.get('format')}")
-        for name, digest in manifest["files"].items():
-            if not (root / name).exists() or _sha256(root / name) != digest:
-                raise BackupError(f"{archive}: {name} is missing or damaged (checksum)")
+        manifest = _read_archive(archive, root)
+        has_sqlite = "bot.sqlite3" in manifest["files"]
+        if has_sqlite and not _is_sqlite(settings):
+            raise BackupError(
+                f"{archive} holds a SQLite database, but DATABASE_URL is {settings.db_url_redacted}: nothing was restored. "
+                "Unset DATABASE_URL to restore into DATA_DIR's SQLite file (then move the data to PostgreSQL if you need to)"
+            )
+        if not has_sqlite and _is_sqlite(settings):
+            raise BackupError(
+                f"{archive} is from a PostgreSQL deployment (its database is not in the archive, see docs/operations.md): nothing was restored. "
+                "Restore the pg_dump into PostgreSQL and set DATABASE_URL to it, then run restore again for the photos and the secret"
+            )
         if manifest["secret_in_archive"]:
             secret = (root / "pseudonym.secret").read_text().strip().encode()
         elif settings.pseudonym_secret.get_secret_value():
@@ -117,24 +148,28 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
             raise BackupError("the archive has no secret and PSEUDONYM_SECRET is not set: set it to the one this backup was made with")
         if secret_fingerprint(secret) != manifest["secret_fingerprint"]:
             raise BackupError("PSEUDONYM_SECRET is not the secret this backup was made with")
-        if "bot.sqlite3" in manifest["files"] and _is_sqlite(settings):
-            if db.exists() and not force:
-                with sqlite3.connect(db) as con:
-                    users = con.execute("SELECT count(*) FROM users").fetchone()[0] if con.execute("SELECT name FROM sqlite_master WHERE name='users'").fetchone() else 0
-                if users:
-                    raise BackupError(f"{db} already has {users} users: restore with --force to replace it")
-            data.mkdir(mode=0o700, parents=True, exist_ok=True)
-            shutil.copyfile(root / "bot.sqlite3", db)
-            db.chmod(0o600)
-        if manifest["secret_in_archive"]:
-            settings.secret_path.write_bytes((root / "pseudonym.secret").read_bytes())
-            settings.secret_path.chmod(0o600)
-        if settings.photos_dir.exists():
-            shutil.rmtree(settings.photos_dir)
-        photos = [n for n in manifest["files"] if n.startswith("photos/")]
-        for name in photos:
-            dest = settings.photos_dir / name.removeprefix("photos/")
-            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            shutil.copyfile(root / name, dest)
-            dest.chmod(0o600)
-    return f"restored {len(photos)} photos{', the database' if 'bot.sqlite3' in manifest['files'] else ''} and {'the secret' if manifest['secret_in_archive'] else 'no secret (PSEUDONYM_SECRET checked)'} into {data}"
+        if has_sqlite and db.exists() and not force:
+            with sqlite3.connect(db) as con:
+                users = con.execute("SELECT count(*) FROM users").fetchone()[0] if con.execute("SELECT name FROM sqlite_master WHERE name='users'").fetchone() else 0
+            if users:
+                raise BackupError(f"{db} already has {users} users: restore with --force to replace it")
+        try:
+            data.mkdir(mode=0o700, parents=True, exist_ok=True)  # a fresh machine: the folder may not exist yet
+            if has_sqlite:
+                shutil.copyfile(root / "bot.sqlite3", db)
+                db.chmod(0o600)
+            if manifest["secret_in_archive"]:
+                settings.secret_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                settings.secret_path.write_bytes((root / "pseudonym.secret").read_bytes())
+                settings.secret_path.chmod(0o600)
+            if settings.photos_dir.exists():
+                shutil.rmtree(settings.photos_dir)
+            photos = [n for n in manifest["files"] if n.startswith("photos/")]
+            for name in photos:
+                dest = settings.photos_dir / name.removeprefix("photos/")
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                shutil.copyfile(root / name, dest)
+                dest.chmod(0o600)
+        except OSError as exc:
+            raise BackupError(f"cannot write into {data} ({exc.strerror or exc}): check DATA_DIR and its permissions") from None
+    return f"restored {len(photos)} photos{', the database' if has_sqlite else ''} and {'the secret' if manifest['secret_in_archive'] else 'no secret (PSEUDONYM_SECRET checked)'} into {data}"

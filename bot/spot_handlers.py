@@ -31,7 +31,7 @@ from telegram.ext import ContextTypes
 
 from bot import advice
 from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, followup_keyboard, on_other, referral_text, storage_failed, user_state
-from bot.i18n import local_date, t, tn
+from bot.i18n import local_date, t
 from bot.runtime import seconds, within
 from bot.spots import Due, SpotCheck
 from bot.storage import CONSENT_YES

@@ -23,15 +23,29 @@ def bot_env(fake, data_dir: Path, **extra: str) -> dict[str, str]:
         STARTUP_RETRIES="2",
         STARTUP_RETRY_DELAY_S="0.2",
         PYTHONUNBUFFERED="1",
+        # No fixed port: 9090 (Prometheus's default, or a second test run) may be taken. A test
+        # that needs the health server names its own free port.
+        HEALTH_PORT="0",
     )
     env.update(extra)
     return env
+
+
+#: Bot processes started by the current test: a failing test shows their log tails (conftest).
+STARTED: list[BotProcess] = []
 
 
 class BotProcess:
     def __init__(self, env: dict[str, str], log: Path):
         self.env, self.log_path = env, log
         self.proc: asyncio.subprocess.Process | None = None
+        STARTED.append(self)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     async def start(self) -> BotProcess:
         self.log = open(self.log_path, "ab")

@@ -147,3 +147,17 @@ async def bot_factory(tmp_path, screener):
         await app.post_shutdown(app)
         await app.shutdown()
         await fake.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing (or timed-out) test shows the log tail of every bot process it started."""
+    outcome = yield
+    report = outcome.get_result()
+    from .bot_process import STARTED
+
+    if report.failed and report.when in ("setup", "call"):
+        for i, bot in enumerate(dict.fromkeys(STARTED)):
+            report.sections.append((f"bot process {i + 1}: last lines of {bot.log_path}", bot.tail()))
+    if report.when == "teardown":
+        STARTED.clear()

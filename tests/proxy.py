@@ -16,6 +16,11 @@ from .conftest import ROOT
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 POSTGRES = os.environ.get("TEST_POSTGRES_URL")
+#: Why the PostgreSQL tests skip: the variable is what is missing, whether or not a server runs.
+NO_POSTGRES = (
+    "set TEST_POSTGRES_URL to run the PostgreSQL tests, e.g. TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test "
+    "(a server and an empty database it may write to; .ci/run sets it)"
+)
 
 
 def free_port() -> int:

@@ -169,7 +169,7 @@ def assert_reminder(lang: str, text: str, level: str) -> None:
 async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang):
     """Every earlier level × comparison outcome (higher, same, lower) × follow-up outcome
     (nothing ticked, a sign ticked, ignored) × the reminders before and after, end to end."""
-    from .test_spots import follow_a_spot, later, run_reminder_job
+    from .test_spots import later, run_reminder_job
 
     photo = benign_top_photo(screener)
     bots = {risk: await bot_factory(forced(screener, risk)) for risk in ("low", "moderate", "high")}

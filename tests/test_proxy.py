@@ -20,13 +20,13 @@ from bot.storage import CONSENT_YES, Storage, Submission
 from .bot_process import BotProcess, bot_env
 from .conftest import needs_shared
 from .fake_telegram import FakeTelegram
-from .proxy import NGINX, POSTGRES, Nginx, free_port, fresh_postgres
+from .proxy import NGINX, NO_POSTGRES, POSTGRES, Nginx, free_port, fresh_postgres
 from .test_crash import answered, photos, wait_until
 
 pytestmark = [
     needs_shared,
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed here (.ci/run installs Debian's nginx-light with apt-get)"),
-    pytest.mark.skipif(not POSTGRES, reason="TEST_POSTGRES_URL is not set (no PostgreSQL server on this machine); .ci/run sets it"),
+    pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES),
 ]
 
 SECRET = "hook-secret-7"

@@ -23,7 +23,7 @@ from bot.storage import CONSENT_YES, Storage, now
 from .bot_process import BotProcess, bot_env
 from .conftest import TOKEN, needs_shared
 from .fake_telegram import FakeTelegram, buttons
-from .proxy import POSTGRES, fresh_postgres
+from .proxy import NO_POSTGRES, POSTGRES, fresh_postgres
 from .test_advice_flow import benign_top_photo, forced, wait_for
 from .test_bot_e2e import start_user
 
@@ -230,7 +230,7 @@ async def drain(dispatchers, bot) -> None:
     raise AssertionError("the queue did not drain")
 
 
-@pytest.mark.skipif(not POSTGRES, reason="TEST_POSTGRES_URL is not set (no PostgreSQL server on this machine); .ci/run sets it")
+@pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
 async def test_two_processes_send_1000_due_reminders_exactly_once(tmp_path):
     from telegram import Bot
 

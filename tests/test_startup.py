@@ -121,9 +121,44 @@ async def test_a_health_port_in_use_is_one_line(tmp_path):
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     try:
-        rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1])), tmp_path)
+        rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1]), HEALTH_BIND_WAIT_S="0.5"), tmp_path)
     finally:
         taken.close()
         await fake.stop()
     assert rc == 2
     assert "HEALTH_PORT" in one_line(out)
+
+
+async def test_a_health_port_held_for_a_moment_is_retried(tmp_path):
+    """After kill -9 the port can be held briefly: the restarted bot waits for it (bounded)."""
+    import socket
+    import urllib.request
+
+    fake = FakeTelegram()
+    await fake.start()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    bot = await BotProcess(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(port), HEALTH_BIND_WAIT_S="30"), tmp_path / "bot.log").start()
+    try:
+        for _ in range(600):  # the bot found the port taken and keeps trying
+            if "is in use; trying again" in bot.output() or bot.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert bot.proc.returncode is None and "is in use; trying again" in bot.output(), bot.output()
+        await asyncio.sleep(0.5)
+        taken.close()  # released: the bot binds it on its next try
+        for _ in range(200):
+            try:
+                body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read())
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the health server never came up")
+        assert body
+    finally:
+        taken.close()
+        await bot.stop()
+        await fake.stop()

@@ -13,8 +13,7 @@ from bot.storage import CONSENT_NO, CONSENT_YES, InboxRow, Storage
 from inference.decode import encode_jpeg
 
 from .conftest import skin_with_spot
-
-POSTGRES = os.environ.get("TEST_POSTGRES_URL")
+from .proxy import NO_POSTGRES, POSTGRES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,7 +22,7 @@ async def db_url(request, tmp_path):
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
     else:
         if not POSTGRES:
-            pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL server on this machine); .ci/run sets it")
+            pytest.skip(NO_POSTGRES)
         url = POSTGRES
         await asyncio.to_thread(downgrade, url)  # a clean schema whatever an earlier run left
     await asyncio.to_thread(upgrade, url)
@@ -113,7 +112,6 @@ def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
 
 
 def test_sweep_removes_leftovers_and_unreferenced_files_after_the_grace_period(tmp_path):
-    import os
     import time
 
     from bot.storage import PhotoStore
