@@ -7,6 +7,7 @@ so a non-admin's ``/review`` falls through to the ordinary "I only understand ph
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 
@@ -21,30 +22,65 @@ from bot.review import REVIEW_CHOICES, Case, Review
 log = logging.getLogger(__name__)
 
 
-def _fmt(d: dict | None, lang: str) -> str:
+def _fmt(d: dict | None, lang: str, name=None) -> str:
+    """``{code: value}`` as "label value, …"; ``name`` turns a code into the admin's language."""
     if not d:
         return "—"
-    return ", ".join(f"{k} {number(v, lang, '0.00')}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+    label = name or (lambda k: k)
+    return ", ".join(f"{label(k)} {number(v, lang, '0.00')}" if isinstance(v, float) else f"{label(k)} {v}" for k, v in d.items())
+
+
+#: Languages by their own names (as Telegram's language menu shows them).
+LANGUAGE_NAMES = {"kk": "қазақша", "ru": "русский", "en": "English"}
+
+
+@functools.cache
+def _directory():
+    from bot import referral
+
+    return referral.load()
+
+
+def region_name(lang: str, region_id: str | None) -> str:
+    if not region_id:
+        return "—"
+    region = _directory().get(region_id)
+    return region.name(lang) if region else region_id
+
+
+def reason_label(lang: str, code: str) -> str:
+    """A rejection reason's short label: the user-facing text up to its advice ("• it is blurry")."""
+    try:
+        return t(lang, f"reason.{code}").lstrip("• ").split(" — ")[0]
+    except KeyError:
+        return code
+
+
+def risk_label(lang: str, code: str) -> str:
+    return t(lang, f"risk.{code}") if code in ("low", "moderate", "high") else code
 
 
 def case_text(lang: str, case: Case) -> str:
     s = case.submission
     top = sorted((s.probabilities or {}).items(), key=lambda kv: -kv[1])[:3]
-    verdicts = "; ".join(f"{v.verdict} ({v.reviewer[:6]}, {local_date(v.created_at, lang)}{': ' + v.note if v.note else ''})" for v in case.verdicts)
+    verdicts = "; ".join(
+        f"{t(lang, f'admin.verdict.{v.verdict}') if v.verdict in REVIEW_CHOICES else v.verdict} ({v.reviewer[:6]}, {local_date(v.created_at, lang)}{': ' + v.note if v.note else ''})"
+        for v in case.verdicts
+    )
     return t(
         lang,
         "admin.case",
         id=s.id,
         date=local_time(s.created_at, lang),
-        language=s.language,
-        region=s.region or "—",
+        language=LANGUAGE_NAMES.get(s.language, s.language),
+        region=region_name(lang, s.region),
         model=s.model_version,
-        risk=s.risk or "—",
+        risk=risk_label(lang, s.risk) if s.risk else "—",
         malignancy="—" if s.malignancy is None else number(s.malignancy, lang, "0.000"),
-        top=_fmt(dict(top), lang),
-        reasons=", ".join(s.reasons) or "—",
-        quality=_fmt(s.quality, lang),
-        followup=", ".join(k for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "✗"),
+        top=_fmt(dict(top), lang, lambda c: t(lang, f"class.{c}")),
+        reasons=", ".join(reason_label(lang, r) for r in s.reasons) or "—",
+        quality=_fmt(s.quality, lang),  # measurement names, as in the README's quality gate
+        followup=", ".join(t(lang, f"followup.{k}") for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "✗"),
         verdicts=verdicts or "—",
     )
 
@@ -101,10 +137,10 @@ def stats_text(lang: str, st: dict) -> str:
         days=st["days"],
         submissions=st["submissions"],
         accepted=st["accepted"],
-        rejected=_fmt(st["rejected_by_reason"], lang),
-        risk=_fmt(st["risk"], lang),
-        languages=_fmt(st["languages"], lang),
-        regions=_fmt(st["regions"], lang),
+        rejected=_fmt(st["rejected_by_reason"], lang, lambda c: reason_label(lang, c)),
+        risk=_fmt(st["risk"], lang, lambda c: risk_label(lang, c)),
+        languages=_fmt(st["languages"], lang, lambda c: LANGUAGE_NAMES.get(c, c)),
+        regions=_fmt(st["regions"], lang, lambda c: region_name(lang, c)),
         reviewed=percent(st["reviewed_share"], lang),
         verdicts=st["verdicts"],
         disputed=st["disputed_cases"],

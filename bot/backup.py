@@ -93,7 +93,34 @@ def backup(settings: Settings, out: Path) -> str:
                 tar.add(path, arcname=name)
         os.replace(partial, out)
     photos = sum(n.startswith("photos/") for n in members)
-    return f"backup written to {out}: {'database, ' if _is_sqlite(settings) else ''}{photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}"
+    removed = prune(out.parent, settings.backup_retention_days, keep=out)
+    return (
+        f"backup written to {out}: {'database, ' if _is_sqlite(settings) else ''}{photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}; "
+        f"{removed} archives older than {settings.backup_retention_days} days removed beside it (BACKUP_RETENTION_DAYS: users are told erased data leaves backups within that time)"
+    )
+
+
+def _is_backup(path: Path) -> bool:
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            member = tar.extractfile("manifest.json")
+            return member is not None and json.loads(member.read()).get("format") == FORMAT
+    except (tarfile.TarError, EOFError, OSError, zlib.error, KeyError, ValueError, AttributeError):
+        return False
+
+
+def prune(folder: Path, days: int, keep: Path) -> int:
+    """Remove this bot's archives in ``folder`` older than ``days`` (never ``keep``, never a file
+    that is not one of its archives): the privacy notice promises that erased data leaves the
+    backups within BACKUP_RETENTION_DAYS. Copies kept elsewhere are the operator's to rotate
+    (docs/operations.md)."""
+    cutoff = datetime.now(UTC).timestamp() - days * 86400
+    removed = 0
+    for path in folder.glob("*.tar.gz"):
+        if path != keep and path.stat().st_mtime < cutoff and _is_backup(path):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _read_archive(archive: Path, into: Path) -> dict:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     operator_name_ru: str = ""
     operator_contact: str = ""
     retention_days: int = 365
+    backup_retention_days: int = 30  # told to users; `python -m bot.admin backup` removes older archives beside the new one
 
     webhook_url: str = ""  # set to use a webhook instead of long polling
     webhook_listen: str = "0.0.0.0"

@@ -147,7 +147,8 @@ def consent_notice(lang: str, context: ContextTypes.DEFAULT_TYPE) -> str:
     s = context.bot_data["settings"]
     name = s.operator_name_for(lang) or t(lang, "operator.default")
     operator = name + (f" ({s.operator_contact})" if s.operator_contact else "")
-    return t(lang, "consent.notice", period=tn(lang, "period.up_to_days", s.retention_days), operator=html.escape(operator))
+    backups = tn(lang, "period.up_to_days", s.backup_retention_days)
+    return t(lang, "consent.notice", period=tn(lang, "period.up_to_days", s.retention_days), backups=backups, operator=html.escape(operator))
 
 
 def button_tag(context: ContextTypes.DEFAULT_TYPE, user_id: int, payload: str) -> str:
@@ -351,12 +352,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif kind == "delete":
         await query.edit_message_reply_markup(None)
         if value == "yes":
-            await context.bot_data["spots"].delete_user(update.effective_user.id)  # spots, checks, reminders
+            spots = await context.bot_data["spots"].delete_user(update.effective_user.id)  # spots, checks, reminders
             gone = await context.bot_data["storage"].delete_user(update.effective_user.id)
             lang = st["lang"]
             context.user_data.clear()
             photos, results = tn(lang, "count.photos", gone.photos), tn(lang, "count.results", gone.submissions)
-            await query.message.reply_text(t(lang, "delete.done", photos=photos, results=results), reply_markup=ReplyKeyboardRemove())
+            backups = tn(lang, "period.up_to_days", context.bot_data["settings"].backup_retention_days)
+            done = t(lang, "delete.done", photos=photos, results=results, spots=tn(lang, "count.spots", spots), backups=backups)
+            await query.message.reply_text(done, reply_markup=ReplyKeyboardRemove())
         else:
             await query.message.reply_text(t(st["lang"], "delete.cancelled"))
     elif kind == "region" and value == "list":

@@ -1,8 +1,10 @@
 """Where to go, per region: read from ``bot/data/regions.json`` and validated on load.
 
 The file is data, not code: maintainers edit names or add verified contacts without touching
-Python.  Every named centre must cite a ``source`` and the date it was ``checked``, so nobody
-ships an invented centre or phone number.  Several regions have no stand-alone oncology centre
+Python.  Every named centre must cite its ``sources`` (full URLs) and say where the entry was
+``copied_from``; ``opened`` is the date someone really opened a source page, and stays empty
+until then, so nobody ships an invented centre or phone number, or claims a check that never
+happened.  Contacts (address, phone) need an opened page.  Several regions have no stand-alone oncology centre
 (their oncology sits inside a multi-profile hospital), and for some nothing is verified: those
 have no centre at all, and the bot names the polyclinic path only.
 """
@@ -29,13 +31,25 @@ class Names(BaseModel):
         return getattr(self, lang if lang in LANGUAGES else "en")
 
 
+class Source(BaseModel):
+    url: str = Field(pattern=r"^https://[a-z0-9.-]+\.[a-z]{2,}/\S*$", description="a full URL")
+    page: str | None = None  # which page, as the citing document describes it
+
+
 class Centre(BaseModel):
     name: Names
     address: str | None = None
     phone: str | None = None
     website: str | None = None
-    source: str = Field(min_length=3, description="the public page that names this centre")
-    checked: date = Field(description="when the source was last checked")
+    sources: list[Source] = Field(min_length=1, description="the public pages that name this centre")
+    copied_from: str = Field(min_length=3, description="where this entry was taken from (a document, not a visit)")
+    opened: date | None = Field(default=None, description="when someone last opened a source page and checked it; None: never")
+
+    @model_validator(mode="after")
+    def _contacts_need_an_opened_page(self) -> Centre:
+        if (self.address or self.phone) and self.opened is None:
+            raise ValueError("an address or phone needs a source page someone opened ('opened')")
+        return self
 
 
 class Region(BaseModel):

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Version of the privacy notice; bump it when the text's substance changes.
-NOTICE_VERSION = 1
+NOTICE_VERSION = 2  # 2: reminders keep an encrypted chat id, what stays after "No", stop and /delete, backups (#21)
 CONSENT_UNKNOWN, CONSENT_YES, CONSENT_NO = "unknown", "yes", "no"
 
 

@@ -147,3 +147,24 @@ def test_a_broken_archive_is_one_line_and_exit_2(tmp_path, env, sqlite_archive, 
     assert str(target.name) in line or "no archive" in line, line
     assert (tmp_path / "data" / "bot.sqlite3").read_bytes() == db_before, "the database is untouched"
     assert not (tmp_path / "evil").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_backups_older_than_the_promised_retention_are_removed(tmp_path, env, sqlite_archive, capsys):
+    """Users are told erased data leaves the backups within BACKUP_RETENTION_DAYS."""
+    import os
+    import time
+
+    folder = sqlite_archive.parent
+    old = folder / "old.tar.gz"
+    shutil.copyfile(sqlite_archive, old)
+    unrelated = folder / "someone-elses.tar.gz"
+    unrelated.write_bytes(b"not ours")
+    recent = folder / "recent.tar.gz"
+    shutil.copyfile(sqlite_archive, recent)
+    stale = time.time() - 31 * 86400
+    for path in (old, unrelated):
+        os.utime(path, (stale, stale))
+    env.setenv("BACKUP_RETENTION_DAYS", "30")
+    assert main(["backup", "--out", str(folder / "new.tar.gz")]) == 0
+    assert "1 archives older than 30 days removed" in capsys.readouterr().out
+    assert not old.exists() and unrelated.exists() and recent.exists() and (folder / "new.tar.gz").exists()

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.advice import advice_text
 from bot.i18n import LANGUAGES, t, tn
-from bot.storage import Submission, User
+from bot.storage import NOTICE_VERSION, Submission, User
 
 from .conftest import jpeg_bytes, needs_shared, real_images, skin_with_spot
 from .fake_telegram import buttons
@@ -83,7 +83,7 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
         subs = list(await s.scalars(select(Submission)))
         assert len(subs) == 1 and subs[0].accepted and subs[0].language == lang
         user = await s.get(User, subs[0].user_pseudonym)
-        assert user.consent == "yes" and user.consent_version == 1
+        assert user.consent == "yes" and user.consent_version == NOTICE_VERSION == 2
         assert user.pseudonym == h.storage.pseudonym(10) and len(user.pseudonym) == 64  # keyed hash
         assert "telegram" not in {c.name for c in User.__table__.columns}
     stored = h.storage.photos.path(subs[0].user_pseudonym, subs[0].photo_sha256)
@@ -221,7 +221,8 @@ async def test_delete_erases_rows_and_files(bot_factory, lang):
     assert confirm["text"] == t(lang, "delete.confirm")
     h.fake.press(60, confirm, "delete:yes", lang)
     (done,) = await h.fake.replies(60, 1, since=n + 1)
-    assert done["text"] == t(lang, "delete.done", photos=tn(lang, "count.photos", 2), results=tn(lang, "count.results", 2))
+    backups = tn(lang, "period.up_to_days", h.settings.backup_retention_days)
+    assert done["text"] == t(lang, "delete.done", photos=tn(lang, "count.photos", 2), results=tn(lang, "count.results", 2), spots=tn(lang, "count.spots", 0), backups=backups)
     assert not any(Path(f).exists() for f in files)
     async with h.storage.sessions() as s:
         assert await s.scalar(select(func.count(Submission.id))) == 0

@@ -85,7 +85,7 @@ def test_plural_forms(lang, key, expected):
 def test_retention_period_in_the_consent_notice_is_declined():
     from bot.i18n import tn
 
-    assert "не дольше 21 дня" in t("ru", "consent.notice", period=tn("ru", "period.up_to_days", 21), operator="X")
+    assert "не дольше 21 дня" in t("ru", "consent.notice", period=tn("ru", "period.up_to_days", 21), backups="Y", operator="X")
     assert "{days}" not in EN["consent.notice"]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from bot.admin_handlers import reason_label
 from bot.i18n import t
 from bot.review import Review, Verdict, agrees, label_from
 from bot.storage import CONSENT_YES, Storage, Submission, now
@@ -46,7 +47,8 @@ async def test_review_flow_with_note_skip_and_second_opinion(bot_factory, lang):
     assert saved["text"] == t(lang, "admin.saved") and buttons(saved) == [(t(lang, "admin.next"), "rv:next")]
     h.fake.send_text(ADMIN, "looks like a seborrheic keratosis", lang)
     note_ok, case2 = await h.fake.replies(ADMIN, 2, since=2)
-    assert note_ok["text"] == t(lang, "admin.note_saved") and "too_dark" in case2["text"]
+    dark = reason_label(lang, "too_dark")  # the reason in the admin's language, not its code
+    assert note_ok["text"] == t(lang, "admin.note_saved") and dark in case2["text"] and "too_dark" not in case2["text"]
     h.fake.press(ADMIN, case2, "rv:2:skip", lang)
     (empty,) = await h.fake.replies(ADMIN, 1, since=4)
     assert empty["text"] == t(lang, "admin.no_cases")
@@ -54,12 +56,12 @@ async def test_review_flow_with_note_skip_and_second_opinion(bot_factory, lang):
     # a second reviewer disagrees; /case shows both verdicts
     h.fake.send_text(ADMIN2, "/case 1", lang)
     (again,) = await h.fake.replies(ADMIN2, 1)
-    assert "benign" in again["text"] and "seborrheic" in again["text"]
+    assert t(lang, "admin.verdict.benign") in again["text"] and "seborrheic" in again["text"]
     h.fake.press(ADMIN2, again, "rv:1:malignant", lang)
     await h.fake.replies(ADMIN2, 1, since=1)
     h.fake.send_text(ADMIN2, "/case 1", lang)
     (both,) = await h.fake.replies(ADMIN2, 1, since=2)
-    assert "benign" in both["text"] and "malignant" in both["text"]
+    assert t(lang, "admin.verdict.benign") in both["text"] and t(lang, "admin.verdict.malignant") in both["text"]
 
     async with h.storage.sessions() as s:
         verdicts = list(await s.scalars(select(Verdict).order_by(Verdict.id)))
@@ -71,7 +73,7 @@ async def test_review_flow_with_note_skip_and_second_opinion(bot_factory, lang):
 
     h.fake.send_text(ADMIN, "/stats", lang)
     (stats,) = await h.fake.replies(ADMIN, 1, since=5)
-    assert stats["text"].count("too_dark 1") == 2  # the 7- and the 30-day block
+    assert stats["text"].count(f"{dark} 1") == 2  # the 7- and the 30-day block
     st = await Review(h.storage).stats(30)
     assert st["submissions"] == 2 and st["disputed_cases"] == 1 and st["verdicts"] == 2
 
