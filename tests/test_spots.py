@@ -12,13 +12,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot import advice
 from bot.i18n import LANGUAGES, t
 from bot.spot_handlers import Dispatcher
 from bot.spots import CLAIMED, PENDING, SENT, UNDELIVERABLE, Reminder, Spot, SpotCheck, Spots, fernet_key
-from bot.storage import CONSENT_YES, Storage, now
+from bot.storage import Storage, now
 
 from .bot_process import BotProcess, bot_env
 from .conftest import TOKEN, needs_shared
