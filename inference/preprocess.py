@@ -8,7 +8,7 @@ it did on the validation split.
 Colour constancy (Shades of Gray, Finlayson & Trezzi 2004) is available because ISIC-challenge
 winners used it against "one clinic's camera = the disease".  Whether a model uses it is recorded
 in its card (``input.colour_constancy``) and serving follows the card.  Measured here, it did not
-help (README, "Colour constancy was measured"), so the shipped model is trained without it.
+help (docs/training.md, "Choices were measured"), so the shipped model is trained without it.
 """
 
 from __future__ import annotations

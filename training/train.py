@@ -141,7 +141,7 @@ def _cached_features(cfg: Config, splits: dict[str, list[Sample]], nets, out: Pa
     return feats
 
 
-NEGATIVE_SOURCES = {  # a path part → what the photos are (README, "Non-skin negatives", has the commands)
+NEGATIVE_SOURCES = {  # a path part → what the photos are (docs/training.md, "Non-skin negatives", has the commands)
     "tuxpaint": "Tux Paint stamps (animals, food, plants, household things, clothes, planets) on a white page",
     "opencv-doc": "OpenCV's sample photos",
     "etr": "Extreme Tux Racer terrain textures",
