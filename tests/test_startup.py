@@ -112,7 +112,8 @@ async def test_debug_log_has_no_token_no_raw_ids_and_the_folder_is_private(tmp_p
     assert (data / "bot.sqlite3").exists()
 
 
-async def test_a_health_port_in_use_is_one_line(tmp_path):
+async def fake_and_a_taken_port():
+    """A running fake Bot API and a listening socket holding a free port."""
     import socket
 
     fake = FakeTelegram()
@@ -120,6 +121,11 @@ async def test_a_health_port_in_use_is_one_line(tmp_path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    return fake, taken
+
+
+async def test_a_health_port_in_use_is_one_line(tmp_path):
+    fake, taken = await fake_and_a_taken_port()
     try:
         rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1]), HEALTH_BIND_WAIT_S="0.5"), tmp_path)
     finally:
@@ -131,14 +137,9 @@ async def test_a_health_port_in_use_is_one_line(tmp_path):
 
 async def test_a_health_port_held_for_a_moment_is_retried(tmp_path):
     """After kill -9 the port can be held briefly: the restarted bot waits for it (bounded)."""
-    import socket
     import urllib.request
 
-    fake = FakeTelegram()
-    await fake.start()
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
+    fake, taken = await fake_and_a_taken_port()
     port = taken.getsockname()[1]
     bot = await BotProcess(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(port), HEALTH_BIND_WAIT_S="30"), tmp_path / "bot.log").start()
     try:
