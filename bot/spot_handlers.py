@@ -115,7 +115,7 @@ def spots_changed(context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---------------------------------------------------------------- buttons
 
 
-#: The intervals of "when?" buttons sent before 2026-12 (months, for every level).
+#: The intervals of "when?" and /spots buttons sent before 2026-12 (months, for every level).
 OLD_MONTHS = ("1", "3", "6")
 
 #: The buttons this module answers (``bot.app`` routes them here, before the other buttons).
@@ -164,6 +164,9 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             await query.message.reply_text(t(lang, "spots.stopped", name=spot_name(lang, spot, None)))
         else:
             await query.message.reply_text(t(lang, "spots.not_found"))
+    elif kind == "sm" and len(parts) == 2 and parts[1] in OLD_MONTHS:
+        # A /spots list from before the reminders followed the level: show the current one.
+        await spots_command(update, context)
     elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and len(parts[0]) <= 10:
         moved = None
         if (spot := await spots.get(uid, int(parts[0]))) is not None:

@@ -366,3 +366,27 @@ def test_the_side_by_side_labels_are_drawn_in_cyrillic_and_kazakh():
     for lang in LANGUAGES:
         label = t(lang, "compare.label", date="6 дек.", risk=t(lang, "risk.high"))
         assert t(lang, "risk.high") in label and label != t(lang, "risk.high")
+
+
+async def test_a_high_spots_reminder_can_only_move_to_before_its_deadline(bot_factory, screener):
+    """/spots offers a high spot 1 or 2 weeks only; "in 6 months" — forged, or from a list sent
+    before reminders followed the level — never moves it past the deadline."""
+    h = await bot_factory(forced(screener, "high"))
+    photo = benign_top_photo(screener)
+    created, n = await follow_a_spot(h, 4600, "en", "no", photo, period="w1")
+    h.fake.send_text(4600, "/spots", "en")
+    (listing,) = await h.fake.replies(4600, 1, since=n)
+    moves = [c for _, c in buttons(listing) if c.startswith("sm:")]
+    assert [c.split(":")[2] for c in moves] == ["w1", "w2"]
+    (before,) = [r for r in await rows(h.storage, Reminder) if r.status == PENDING]
+    spot_id = moves[0].split(":")[1]
+    for forged in (f"sm:{spot_id}:m6", f"sm:{spot_id}:6"):
+        h.fake.press(4600, listing, forged, "en")
+    refused, relisted = await h.fake.replies(4600, 2, since=n + 1)
+    assert refused["text"] == t("en", "spots.not_found")
+    assert relisted["text"].startswith("<b>Spots you follow") and [c for _, c in buttons(relisted) if c.startswith("sm:")] == moves
+    (after,) = [r for r in await rows(h.storage, Reminder) if r.status == PENDING]
+    assert after.id == before.id and after.due_at == before.due_at, "the reminder did not move"
+    h.fake.press(4600, listing, moves[1], "en")
+    (moved,) = await h.fake.replies(4600, 1, since=n + 3)
+    assert moved["text"].startswith("Next reminder")
