@@ -355,12 +355,17 @@ class Dispatcher:
     def __init__(self, spots, rate_per_s: float = 10.0, tick_s: float = 30.0, lease_s: float = 300.0, noise: float = 0.001):
         self.spots, self.rate, self.tick, self.lease = spots, rate_per_s, tick_s, lease_s
         self.noise = noise  # the model's repeat-photo noise: what counts as "higher than last time"
+        self.checked_deadlines = False  # bring_forward runs once per process, at the first pass
         self.owner = uuid.uuid4().hex
 
     async def run_once(self, bot) -> dict[str, int]:
         """One pass: at most rate × 0.8 tick reminders, paced at ``rate``, so a pass ends
         before the next one is due. Returns counts by outcome."""
         counts = {"sent": 0, "undeliverable": 0, "retry": 0}
+        if not self.checked_deadlines:
+            if moved := await self.spots.bring_forward(self.noise):
+                log.warning("%d reminders were due after their spot's doctor deadline: moved to the deadline", moved)
+            self.checked_deadlines = True
         t0 = time.monotonic()
         for i, due in enumerate(await self.spots.claim(self.owner, max(1, int(self.rate * self.tick * 0.8)), self.lease)):
             await asyncio.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))

@@ -32,7 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.advice import add_period
+from bot.advice import add_period, follow
 from bot.storage import Base, Storage, Submission, now
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,23 @@ class Spots:
         return len(ids)
 
     # ------------------------------------------------------------ the queue
+
+    async def bring_forward(self, noise: float) -> int:
+        """Pending reminders due after their spot's doctor deadline come at the deadline (now,
+        if it has passed). Reminders made before the intervals followed the level (a high spot
+        reminded in 6 months) would otherwise arrive after the visit should have happened.
+        Returns how many moved."""
+        at = self.clock()
+        moved = 0
+        async with self.storage.sessions.begin() as s:
+            for reminder in list(await s.scalars(select(Reminder).where(Reminder.status == PENDING, Reminder.due_at > at))):
+                history = await self.history(reminder.spot_id, s)
+                deadline = follow(history, noise).deadline if history else None
+                due = reminder.due_at if reminder.due_at.tzinfo else reminder.due_at.replace(tzinfo=UTC)
+                if deadline is not None and due > deadline:
+                    reminder.due_at = reminder.next_try_at = max(at, deadline)
+                    moved += 1
+        return moved
 
     async def claim(self, owner: str, limit: int, lease_s: float) -> list[Due]:
         """Claim up to ``limit`` due reminders for ``owner`` (see the module docstring)."""

@@ -390,3 +390,21 @@ async def test_a_high_spots_reminder_can_only_move_to_before_its_deadline(bot_fa
     h.fake.press(4600, listing, moves[1], "en")
     (moved,) = await h.fake.replies(4600, 1, since=n + 3)
     assert moved["text"].startswith("Next reminder")
+
+
+async def test_a_reminder_set_after_the_deadline_before_this_rule_is_brought_forward(tmp_path):
+    """A high spot reminded "in 6 months" (allowed before #21) comes at its 2-week deadline."""
+    from bot.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, tmp_path, b"k")
+    spots = Spots(storage, fernet_key("", b"k"))
+    high, _ = await spots.create(1, 1, "en", "high", 0.8, None, (6, "m"))  # the old choice
+    low, _ = await spots.create(2, 2, "en", "low", 0.1, None, (6, "m"))  # fine for a low spot
+    assert await spots.bring_forward(0.1) == 1
+    due = {r.spot_id: r.due_at.replace(tzinfo=None) for r in await rows(storage, Reminder)}
+    created = {s.id: s.created_at.replace(tzinfo=None) for s in await rows(storage, Spot)}
+    assert due[high.id] == created[high.id] + timedelta(weeks=advice.HIGH_WITHIN_WEEKS)
+    assert due[low.id] > created[low.id] + timedelta(days=150)
+    await storage.close()
