@@ -41,3 +41,17 @@ def test_int8_networks_dequantise_with_their_own_scale(name, tensor, dim):
     near = cv2.resize(cv2.resize(a, (200, 200), interpolation=cv2.INTER_AREA), (224, 224))
     cos = float(fa @ net(near) / np.linalg.norm(fa) / np.linalg.norm(net(near)))
     assert cos > 0.9, f"a slightly resized copy has close features (cosine {cos:.3f})"
+
+
+def test_the_low_cut_keeps_95_percent_of_each_modalitys_malignant_lesions_above_it():
+    from training.frozen_loso import low_cut
+
+    rng = np.random.default_rng(0)
+    score = np.concatenate([rng.uniform(0.3, 1.0, 100), rng.uniform(0.0, 0.6, 100), rng.uniform(0.05, 1.0, 40)])
+    mal = np.array([1] * 100 + [0] * 100 + [1] * 40)
+    modality = np.array(["dermoscopy"] * 200 + ["clinical"] * 40)
+    cut = low_cut(mal, score, modality)
+    for m in ("dermoscopy", "clinical"):
+        kept = score[(modality == m) & (mal == 1)] >= cut
+        assert kept.mean() >= 0.95, m
+    assert cut > 0.05, "the cut is no lower than the stricter modality needs"

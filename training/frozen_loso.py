@@ -206,11 +206,12 @@ def report(results: dict, baseline: dict) -> str:
         cells = [f"{v[0]:.3f}" if v and v[0] is not None else "—" for v in vals]
         return f"| {name} | " + " | ".join(cells) + f" | {np.mean(prot):.3f} | {np.mean(mal):.3f} | " + (f"{np.mean(low):.2f}" if low else "—") + " | " + (f"{min(sens):.2f}" if sens else "—") + " |"
 
-    def base(s: str):
-        r = baseline.get(f"today/loso/{BASELINE_NAME.get(s, s)}")
-        return (r.get(PROTOCOL.get(s, "auc_malignant")), r.get("auc_malignant"), None, None) if r else None
+    for recipe, label in (("today+all7_lowres", "E4's recipe (its two members' recipes averaged, fine-tuned)"), ("today", "2026.11.27-3's recipe (`today`)")):
+        def base(s: str, recipe: str = recipe):
+            r = baseline.get(f"{recipe}/loso/{BASELINE_NAME.get(s, s)}")
+            return (r.get(PROTOCOL.get(s, "auc_malignant")), r.get("auc_malignant"), None, None) if r else None
 
-    lines.append(row("E4's recipe (fine-tuned, `today`)", base))
+        lines.append(row(label, base))
     for h in heads:
         def get(s: str, h: str = h):
             r = results.get(f"{h}/loso/{s}")
