@@ -390,7 +390,11 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
     lang = st["lang"]
     if action != "d":
         mask ^= 1 << int(action)
-        await query.edit_message_reply_markup(followup_keyboard(context, update.effective_user.id, lang, sid, risk, mask))
+        rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, risk, mask).inline_keyboard)
+        # The result's other buttons ("remind me", "this is spot X") stay under the questions.
+        markup = query.message.reply_markup
+        rows += [row for row in (markup.inline_keyboard if markup else ()) if not any((b.callback_data or "").startswith("fu:") for b in row)]
+        await query.edit_message_reply_markup(InlineKeyboardMarkup(rows))
         return
     answers = {sign: bool(mask & (1 << i)) for i, sign in enumerate(FOLLOWUP_SIGNS)}
     await query.edit_message_reply_markup(None)

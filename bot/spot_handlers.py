@@ -133,11 +133,12 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if kind != "rm":
         spots_changed(context)
     if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
-        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1])
+        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs_ticked(query.message))
     elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
         # A button from before the reminders followed the level (months only): ask again.
         await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])
-    elif kind == "rt" and len(parts) == 5 and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1])):
+    elif kind == "rt" and len(parts) == 5 and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1]) or advice.parse_period(parts[3], "signs")):
+        # (the signs intervals are offered when a sign was ticked: sooner is never weaker)
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)
         try:
@@ -182,8 +183,22 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.warning("refused a spot button that does not verify")
 
 
-async def ask_when(query, lang: str, fields: str, tag: str, risk: str) -> None:
-    """"When shall I remind you?" with the level's choices (``advice.REMINDERS``)."""
+def signs_ticked(message) -> bool:
+    """Does the result's keyboard show a ticked warning sign (a follow-up button's mask > 0)?"""
+    markup = message.reply_markup if message else None
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            parts = (button.callback_data or "").split(":")
+            if parts[0] == "fu" and len(parts) == 6 and parts[3].isdigit() and int(parts[3]) > 0:
+                return True
+    return False
+
+
+async def ask_when(query, lang: str, fields: str, tag: str, risk: str, signs: bool = False) -> None:
+    """"When shall I remind you?" with the level's choices (``advice.REMINDERS``); with a warning
+    sign ticked on the result, the signs interval's choices (see a doctor within 2 weeks)."""
+    if signs:
+        risk = advice.stronger(risk, "signs")
     recommended = advice.RECOMMENDED[risk]
     buttons = [
         InlineKeyboardButton(advice.period_text(lang, p) + (" ✓" if p == recommended else ""), callback_data=f"rt:{fields}:{advice.period_code(p)}:{tag}")

@@ -408,3 +408,33 @@ async def test_a_reminder_set_after_the_deadline_before_this_rule_is_brought_for
     assert due[high.id] == created[high.id] + timedelta(weeks=advice.HIGH_WITHIN_WEEKS)
     assert due[low.id] > created[low.id] + timedelta(days=150)
     await storage.close()
+
+
+async def test_ticking_a_sign_keeps_the_remind_me_and_spot_buttons(bot_factory, screener):
+    """Toggling a warning sign redraws the questions; "remind me" and the spot buttons stay."""
+    import json
+
+    h = await bot_factory(forced(screener, "low"))
+    photo = benign_top_photo(screener)
+    created, n = await follow_a_spot(h, 4700, "en", "no", photo)
+    h.fake.send_photo(4700, photo, "en")
+    (result,) = await h.fake.replies(4700, 1, since=n)
+    before = [c for _, c in buttons(result)]
+    assert any(c.startswith("rm:") for c in before) and any(c.startswith("sp:") for c in before)
+    edits = len(h.fake.edits)
+    h.fake.press(4700, result, next(c for c in before if c.startswith("fu:") and c.split(":")[4] == "2"), "en")
+    await wait_for(lambda: len(h.fake.edits) > edits)
+    markup = h.fake.edits[-1]["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    after = [b.get("callback_data", "") for row in markup["inline_keyboard"] for b in row]
+    assert [c for c in after if not c.startswith("fu:")] == [c for c in before if not c.startswith("fu:")]
+    assert any(c.startswith("fu:") and ":4:" in c for c in after), "the ticked sign is shown"
+    # "remind me" after ticking a sign offers the signs interval (2 weeks), not 3 months
+    edited = {**result, "reply_markup": markup}
+    h.fake.press(4700, edited, next(c for c in after if c.startswith("rm:")), "en")
+    (when,) = await h.fake.replies(4700, 1, since=n + 1)
+    offered = [c.split(":")[4] for _, c in buttons(when)]
+    assert offered == ["w1", "w2"], offered
+    h.fake.press(4700, when, next(c for _, c in buttons(when) if c.split(":")[4] == "w2"), "en")
+    (created2,) = await h.fake.replies(4700, 1, since=n + 2)
+    assert created2["text"].startswith("Done: I will remind you")
