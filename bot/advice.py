@@ -160,11 +160,10 @@ def comparison(before: str, now: str, before_malignancy: float, now_malignancy: 
 
 
 def after_comparison(before: str, now: str, before_malignancy: float, now_malignancy: float, noise: float) -> tuple[str, Advice]:
-    """The comparison of two checks alone: a preface key and the advice (see :func:`follow`
-    for a spot's whole history, which is what the bot uses)."""
-    outcome = comparison(before, now, before_malignancy, now_malignancy, noise)
-    level = stronger(stronger(before, now), "signs") if outcome == "compare.higher" else stronger(before, now)
-    return outcome, of_level(level)
+    """Two checks alone, as :func:`follow` reads them: a preface key and the advice."""
+    at = datetime(2000, 1, 1)
+    state = follow([(at, before, before_malignancy), (at + timedelta(days=1), now, now_malignancy)], noise)
+    return state.outcome, state.advice
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ async def _post_init(app: Application) -> None:
     log.info("%s", startup_summary(app))
     settings = app.bot_data["settings"]
     if settings.health_port:
-        app.bot_data["health_server"] = await observability.start_server(app, settings.health_listen, settings.health_port, settings.health_bind_wait_s)
+        app.bot_data["health_server"] = await observability.start_server(app, settings.health_listen, settings.health_port, settings.bind_wait_s)
     # Both walk the data folder: in the background, so a large photo store never delays start-up.
     app.bot_data["storage_checker"] = asyncio.create_task(_watch_data_dir(app))
     for lang in LANGUAGES:

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line, with the update id
     health_listen: str = "127.0.0.1"  # /healthz, /readyz and /metrics …
     health_port: int = 9090  # … on this port (0: off)
-    health_bind_wait_s: float = 15.0  # a port still held (a process just killed -9) is retried this long
+    bind_wait_s: float = 15.0  # a health or webhook port still held (a process just killed -9) is retried this long
     startup_retries: int = 5  # Bot API and database at start-up: tries, with exponential backoff …
     startup_retry_delay_s: float = 2.0  # … starting at this delay
 

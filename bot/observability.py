@@ -11,7 +11,6 @@ behind the firewall; it says nothing about users, only counts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -113,26 +112,10 @@ class _Metrics(tornado.web.RequestHandler):
 
 async def start_server(app, listen: str, port: int, wait_s: float = 0.0):
     """The health/metrics server on the running event loop; returns it (``stop()`` to close).
-
-    A port in use is tried again for ``wait_s``: after ``kill -9`` the restarted process can
-    find it held for a moment (the old process's socket, a supervisor's probe)."""
-    import errno
+    A port still held is retried for ``wait_s`` (``bot.runtime.listen``)."""
+    from bot.runtime import listen as bind
 
     web = tornado.web.Application([(r"/healthz", _Health, {"app": app}), (r"/readyz", _Ready, {"app": app}), (r"/metrics", _Metrics, {"app": app})])
-    deadline, waited = asyncio.get_running_loop().time() + wait_s, False
-    while True:
-        try:
-            server = web.listen(port, listen)
-            break
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE and asyncio.get_running_loop().time() < deadline:
-                if not waited:
-                    log.warning("HEALTH_PORT %s:%d is in use; trying again for up to %.0f s", listen, port, wait_s)
-                waited = True
-                await asyncio.sleep(0.25)
-                continue
-            from bot.runtime import StartupError
-
-            raise StartupError(f"HEALTH_PORT {listen}:{port} cannot be used ({exc.strerror or exc}): give each process on a machine its own port, or 0 to switch it off") from None
+    server = await bind(web, port, listen, "HEALTH_PORT", wait_s)
     log.info("health and metrics on http://%s:%d/{healthz,readyz,metrics}", listen, port)
     return server

@@ -34,6 +34,27 @@ CHATTY = ("httpx", "httpcore", "telegram", "telegram.ext", "apscheduler", "alemb
 T = TypeVar("T")
 
 
+async def listen(web, port: int, address: str, setting: str, wait_s: float = 0.0, **kwargs):
+    """``web.listen`` (tornado) on ``address:port``; a port in use is tried again for ``wait_s``
+    (after ``kill -9`` the restarted process can find it held for a moment: the old socket, a
+    supervisor's probe), then one line naming ``setting`` (StartupError, exit code 2)."""
+    import errno
+
+    loop = asyncio.get_running_loop()
+    deadline, waited = loop.time() + wait_s, False
+    while True:
+        try:
+            return web.listen(port, address, **kwargs)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and loop.time() < deadline:
+                if not waited:
+                    log.warning("%s %s:%d is in use; trying again for up to %.0f s", setting, address, port, wait_s)
+                waited = True
+                await asyncio.sleep(0.25)
+                continue
+            raise StartupError(f"{setting} {address}:{port} cannot be used ({exc.strerror or exc}): give each process on a machine its own port, or 0 to switch it off") from None
+
+
 class StartupError(Exception):
     """One line for the operator; ``python -m bot`` prints it and exits with code 2."""
 

@@ -30,7 +30,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ContextTypes
 
 from bot import advice
-from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, followup_keyboard, on_other, referral_text, storage_failed, user_state
+from bot.handlers import DB_WAIT_S, MAX_SID, RISK_BY_CODE, RISK_CODES, button_tag, followup_keyboard, on_other, parse_followup, referral_text, storage_failed, user_state
 from bot.i18n import local_date, t
 from bot.runtime import seconds, within
 from bot.spots import Due, SpotCheck
@@ -133,7 +133,7 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if kind != "rm":
         spots_changed(context)
     if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
-        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs_ticked(query.message))
+        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs_ticked(context, uid, query.message))
     elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
         # A button from before the reminders followed the level (months only): ask again.
         await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])
@@ -183,13 +183,13 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.warning("refused a spot button that does not verify")
 
 
-def signs_ticked(message) -> bool:
-    """Does the result's keyboard show a ticked warning sign (a follow-up button's mask > 0)?"""
+def signs_ticked(context: ContextTypes.DEFAULT_TYPE, user_id: int, message) -> bool:
+    """Does the result's keyboard show a ticked warning sign (a follow-up button's mask)?"""
     markup = message.reply_markup if message else None
     for row in markup.inline_keyboard if markup else ():
         for button in row:
-            parts = (button.callback_data or "").split(":")
-            if parts[0] == "fu" and len(parts) == 6 and parts[3].isdigit() and int(parts[3]) > 0:
+            data = button.callback_data or ""
+            if data.startswith("fu:") and (parsed := parse_followup(context, user_id, data[3:])) and parsed[2]:
                 return True
     return False
 
@@ -219,8 +219,9 @@ async def spots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     lines, keyboard = [t(lang, "spots.header")], []
     noise = repeat_noise(context)
+    histories = await context.bot_data["spots"].histories([spot.id for spot, _, _ in rows])
     for n, (spot, check, reminder) in enumerate(rows, 1):
-        level = advice.follow(await context.bot_data["spots"].history(spot.id), noise).level if check else "low"
+        level = advice.follow(histories[spot.id], noise).level if histories.get(spot.id) else "low"
         when = local_date(reminder.due_at, lang) if reminder else t(lang, "spots.no_reminder")
         risk = t(lang, f"risk.{check.risk}") if check else "—"
         date = local_date(check.created_at, lang) if check else "—"
@@ -290,10 +291,7 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     parts += [t(lang, state.outcome), state.advice.text(lang)]
     if state.deadline is not None:
         parts += [deadline_text(lang, state, spots.clock())]
-    if state.advice.strength > 0:
-        parts += ["", referral_text(lang, context, st.get("region"))]
-    else:
-        parts += ["", referral_text(lang, context, st.get("region"), full=False)]
+    parts += ["", referral_text(lang, context, st.get("region"), full=state.advice.strength > 0)]
     before_photo = await spots.photo_of(uid, previous.submission_id) if st["consent"] == CONSENT_YES else None
     if jpeg is None:  # picked from a button: this photo's own logged case
         jpeg = await spots.photo_of(uid, sid)

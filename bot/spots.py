@@ -204,12 +204,25 @@ class Spots:
 
     async def history(self, spot_id: int, session=None) -> list[tuple[datetime, str, float]]:
         """The spot's checks, oldest first, as ``advice.follow`` reads them."""
-        query = select(SpotCheck.created_at, SpotCheck.risk, SpotCheck.malignancy).where(SpotCheck.spot_id == spot_id).order_by(SpotCheck.created_at, SpotCheck.id)
+        return (await self.histories([spot_id], session)).get(spot_id, [])
+
+    async def histories(self, spot_ids: list[int], session=None) -> dict[int, list[tuple[datetime, str, float]]]:
+        """Several spots' checks in one query: spot id → its checks, oldest first."""
         if session is None:
             async with self.storage.sessions() as s:
-                return await self.history(spot_id, s)
-        # SQLite hands back naive datetimes (stored UTC); deadlines are compared with aware ones.
-        return [(at if at.tzinfo else at.replace(tzinfo=UTC), risk, mal) for at, risk, mal in await session.execute(query)]
+                return await self.histories(spot_ids, s)
+        out: dict[int, list[tuple[datetime, str, float]]] = {}
+        if not spot_ids:
+            return out
+        query = (
+            select(SpotCheck.spot_id, SpotCheck.created_at, SpotCheck.risk, SpotCheck.malignancy)
+            .where(SpotCheck.spot_id.in_(spot_ids))
+            .order_by(SpotCheck.spot_id, SpotCheck.created_at, SpotCheck.id)
+        )
+        for spot_id, at, risk, mal in await session.execute(query):
+            # SQLite hands back naive datetimes (stored UTC); deadlines are compared with aware ones.
+            out.setdefault(spot_id, []).append((at if at.tzinfo else at.replace(tzinfo=UTC), risk, mal))
+        return out
 
     async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None) -> SpotCheck | None:
         """The new check, after returning the previous one (None for the first)."""
@@ -267,8 +280,10 @@ class Spots:
         at = self.clock()
         moved = 0
         async with self.storage.sessions.begin() as s:
-            for reminder in list(await s.scalars(select(Reminder).where(Reminder.status == PENDING, Reminder.due_at > at))):
-                history = await self.history(reminder.spot_id, s)
+            pending = list(await s.scalars(select(Reminder).where(Reminder.status == PENDING, Reminder.due_at > at)))
+            histories = await self.histories(sorted({r.spot_id for r in pending}), s)
+            for reminder in pending:
+                history = histories.get(reminder.spot_id)
                 deadline = follow(history, noise).deadline if history else None
                 due = reminder.due_at if reminder.due_at.tzinfo else reminder.due_at.replace(tzinfo=UTC)
                 if deadline is not None and due > deadline:
@@ -295,9 +310,10 @@ class Spots:
             )
         out = []  # what the message needs, read after the claim commits (SQLite's write lock is free again)
         async with self.storage.sessions() as s:
+            histories = await self.histories(sorted({row[3] for row in rows}), s)
             for rid, chat, language, spot_id, attempts in rows:
                 spot = await s.get(Spot, spot_id)
-                history = await self.history(spot_id, s)
+                history = histories.get(spot_id, [])
                 last = history[-1] if history else (None, None, None)
                 out.append(Due(rid, self._chat(chat), language, spot_id, spot.name if spot else None, last[0], last[1], attempts, history))
         return sorted(out, key=lambda d: d.id)

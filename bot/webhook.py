@@ -23,7 +23,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.intake import Inbox, running
-from bot.runtime import StartupError
+from bot.runtime import listen
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,7 @@ async def serve_webhook(app: Application, settings, allowed_updates: list[str]) 
     async with running(app, stopping.set):
         await inbox.take_over(settings.inbox_lease_s)  # a killed predecessor's updates, once stale
         web = tornado.web.Application([(path_of(settings.webhook_url), _Updates, {"app": app, "inbox": inbox, "secret": settings.webhook_secret_token})])
-        try:
-            server = web.listen(settings.webhook_port, settings.webhook_listen, max_body_size=MAX_BODY, xheaders=True)
-        except OSError as exc:
-            raise StartupError(f"WEBHOOK_PORT {settings.webhook_listen}:{settings.webhook_port} cannot be used ({exc.strerror or exc})") from None
+        server = await listen(web, settings.webhook_port, settings.webhook_listen, "WEBHOOK_PORT", settings.bind_wait_s, max_body_size=MAX_BODY, xheaders=True)
         keeper = asyncio.create_task(inbox.keep())
         try:
             await app.bot.set_webhook(

@@ -127,7 +127,7 @@ async def fake_and_a_taken_port():
 async def test_a_health_port_in_use_is_one_line(tmp_path):
     fake, taken = await fake_and_a_taken_port()
     try:
-        rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1]), HEALTH_BIND_WAIT_S="0.5"), tmp_path)
+        rc, out = await run_bot(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(taken.getsockname()[1]), BIND_WAIT_S="0.5"), tmp_path)
     finally:
         taken.close()
         await fake.stop()
@@ -141,7 +141,7 @@ async def test_a_health_port_held_for_a_moment_is_retried(tmp_path):
 
     fake, taken = await fake_and_a_taken_port()
     port = taken.getsockname()[1]
-    bot = await BotProcess(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(port), HEALTH_BIND_WAIT_S="30"), tmp_path / "bot.log").start()
+    bot = await BotProcess(bot_env(fake, tmp_path / "data", HEALTH_PORT=str(port), BIND_WAIT_S="30"), tmp_path / "bot.log").start()
     try:
         for _ in range(600):  # the bot found the port taken and keeps trying
             if "is in use; trying again" in bot.output() or bot.proc.returncode is not None:

@@ -22,14 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from training.data import load_image, read_source, split_source
-from training.frozen_loso import auc, pad_answers
+from training.frozen_loso import auc, logit, pad_answers
 
 ANSWERS = ("itch", "grew", "hurt", "changed", "bleed", "elevation")
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
 
 
 def main(argv: list[str] | None = None) -> int:

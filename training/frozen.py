@@ -57,8 +57,8 @@ class LiteFeatures:
 
     def __call__(self, rgb224: np.ndarray) -> np.ndarray:
         if self.input_dtype == np.uint8:
-            scale, zero = self.input_quant
-            # The Coral files expect raw pixels (scale ≈ 1/128, zero ≈ 128 maps 0..255 to [-1, 1]).
+            # The Coral files take raw pixels: their input quantisation (scale ≈ 1/128, zero ≈ 128)
+            # is exactly the [-1, 1] scaling the networks were trained with.
             x = rgb224[None]
         else:
             x = (rgb224.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0))[None]

@@ -129,6 +129,11 @@ def loso(data: dict, nets: tuple[str, ...], held: str, c: float, seed: int = 7) 
     }
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
 def pad_answers(data_dir: Path) -> dict[str, list[float]]:
     """PAD-UFES-20 answers per image: 1 yes, 0 no, NaN unknown (itch, grew, hurt, changed, bleed, elevation)."""
     out = {}
@@ -176,7 +181,6 @@ def fusion(data: dict, nets: tuple[str, ...], data_dir: Path, c: float, folds: i
             ix = np.concatenate([ox[: len(olab)], ipx[: len(tr)], ox[len(olab) :], ipx[len(tr) :]])
             ih = fit_head(ix, np.concatenate([ilab, ilab]), np.concatenate([iw, iw]), c)
             inner[ite] = scores(ih, {k: v[te] for k, v in pad.items()}, nets)[:, MAL_IDX].sum(1)
-        logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
         fm = LogisticRegression(C=1.0, max_iter=500).fit(np.column_stack([logit(inner), a_feat[train_idx]]), y[train_idx])
         fused[test_idx] = fm.predict_proba(np.column_stack([logit(image[test_idx]), a_feat[test_idx]]))[:, 1]
         print(f"  fusion fold: image {auc(y[test_idx], image[test_idx])} fused {auc(y[test_idx], fused[test_idx])}", file=sys.stderr, flush=True)
