@@ -141,6 +141,20 @@ def after_followup(level: str, signs: bool) -> tuple[str | None, Advice]:
     return "followup.stands", of_level(level)
 
 
+def with_answers(risk: str, answers: dict[str, bool] | None) -> tuple[str | None, Advice]:
+    """The result's own advice when the warning-sign questions came before it (#20).
+
+    A ticked sign gives what ticking it after the result gives (:func:`after_followup`): "see a
+    doctor within the signs interval", or the high advice restated; "none of these" keeps the
+    photo's own next step — the answers raise advice, they never lower it (a fused score that
+    could lower it failed its ship rule: docs/model/HISTORY.md, "Model v3"). ``None``: not asked,
+    skipped or timed out.
+    """
+    if answers is not None and any(answers.values()):
+        return after_followup(risk, True)
+    return None, next_step(risk)
+
+
 #: Order of the risk levels, for "did it rise?".
 LEVEL = {"low": 0, "moderate": 1, "high": 2}
 

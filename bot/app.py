@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 from telegram import Update
@@ -20,11 +21,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin_handlers, observability, referral, spot_handlers
+from bot import admin_handlers, observability, question_handlers, referral, spot_handlers
 from bot import handlers as h
 from bot.config import Settings
 from bot.i18n import LANGUAGES
 from bot.intake import INBOX_KEEP_DONE_S, InboxProcessor
+from bot.questions import Questions
 from bot.review import Review
 from bot.spot_handlers import Dispatcher
 from bot.spots import Spots, fernet_key
@@ -177,7 +179,9 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
             else RateLimiter(settings.rate_limit_photos, settings.rate_limit_window_s)
         ),
         slots=asyncio.Semaphore(settings.screening_workers * 8),
-        spots=(spots := Spots(storage, fernet_key(settings.reminder_key.get_secret_value(), secret))),
+        spots=(spots := Spots(storage, (chat_key := fernet_key(settings.reminder_key.get_secret_value(), secret)))),
+        questions=Questions(storage, chat_key),  # results waiting for the questions before them
+        process_id=uuid.uuid4().hex,  # this process, as the claimer of waiting results
         dispatcher=Dispatcher(spots, settings.reminder_rate_per_s, settings.reminder_tick_s, settings.reminder_lease_s, spot_handlers.noise_of(screener)),
     )
     app.add_handler(TypeHandler(Update, h.count_update), group=-1)  # metrics only; never stops an update
@@ -193,6 +197,7 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     app.add_handler(CommandHandler("region", h.region_command))
     app.add_handler(CommandHandler("spots", spot_handlers.spots_command))
     app.add_handler(CallbackQueryHandler(spot_handlers.on_spot_button, pattern=spot_handlers.BUTTONS))
+    app.add_handler(CallbackQueryHandler(question_handlers.on_question_button, pattern=question_handlers.BUTTONS))
     app.add_handler(CallbackQueryHandler(h.on_button))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, h.on_image))
     app.add_handler(MessageHandler(filters.LOCATION, h.on_location))
@@ -201,6 +206,8 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     app.add_error_handler(h.on_error)
     app.job_queue.run_repeating(retention, interval=timedelta(days=1), first=RETENTION_FIRST_S, name="retention")
     app.job_queue.run_repeating(spot_handlers.send_reminders, interval=settings.reminder_tick_s, first=min(10.0, settings.reminder_tick_s), name="reminders")
+    if settings.answers_wait_s > 0:
+        app.job_queue.run_repeating(question_handlers.answer_overdue, interval=settings.answers_tick_s, first=min(2.0, settings.answers_tick_s), name="questions")
     return app
 
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     reminder_tick_s: float = 30.0  # how often due reminders are looked for
     reminder_lease_s: float = 300.0  # a claimed reminder not sent within this long is taken over
     reminder_key: SecretStr = SecretStr("")  # Fernet key for reminders' chat ids (empty: derived from the pseudonym secret)
+    answers_wait_s: float = 120.0  # the warning-sign questions before a result wait this long, then the photo alone answers (0: no questions)
+    answers_tick_s: float = 5.0  # how often results whose questions went unanswered are looked for
     redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0: the per-user photo limit shared by all replicas
 
     model_path: Path | None = None  # default: the model shipped in inference/model

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import html
 import logging
+import math
 import time
 
 from telegram import (
@@ -211,14 +212,23 @@ def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str 
     return "\n".join(lines)
 
 
-def result_text(lang: str, result, context: ContextTypes.DEFAULT_TYPE, region_id: str | None) -> str:
+def result_text(lang: str, result, context: ContextTypes.DEFAULT_TYPE, region_id: str | None, answers: dict[str, bool] | None = None) -> str:
+    """The answer to a photo. ``answers``: the warning signs the user ticked before the result
+    (None: not asked, skipped or timed out); they can raise the advice, never lower it
+    (``advice.with_answers``)."""
     if not result.accepted:
         parts = [t(lang, "reject.intro")]
         parts += [t(lang, f"reason.{code}") for code in result.reasons]
         parts += ["", t(lang, "reject.outro")]
         return "\n".join(parts)
-    step = advice.next_step(result.risk)
-    parts = [t(lang, f"result.{result.risk}"), "", step.text(lang)]
+    preface, step = advice.with_answers(result.risk, answers)
+    parts = [t(lang, f"result.{result.risk}")]
+    if answers is not None:
+        ticked = [(name := t(lang, f"followup.{sign}"))[:1].lower() + name[1:] for sign, yes in answers.items() if yes]
+        parts += ["", t(lang, "ask.noted", signs="; ".join(ticked)) if ticked else t(lang, "ask.noted_none")]
+    if preface:
+        parts += ["", t(lang, preface)]
+    parts += ["", step.text(lang)]
     if result.top_class == "inflammatory":
         parts += ["", t(lang, "result.inflammatory")]
     parts += ["", referral_text(lang, context, region_id, full=step.strength > 0), "", t(lang, "disclaimer")]
@@ -273,6 +283,9 @@ async def privacy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     lang = st["lang"]
     status = t(lang, f"privacy.status_{st['consent']}")
     text = t(lang, "privacy", notice=consent_notice(lang, context), status=status) + "\n\n" + t(lang, "privacy.reminders")
+    wait_s = context.bot_data["settings"].answers_wait_s
+    if wait_s > 0:  # what the questions before a result keep, and for how long (bot.questions)
+        text += "\n\n" + t(lang, "privacy.questions", wait_max=tn(lang, "period.up_to_minutes", math.ceil((wait_s + context.bot_data["settings"].inbox_lease_s) / 60)))
     await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
@@ -353,6 +366,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.edit_message_reply_markup(None)
         if value == "yes":
             spots = await context.bot_data["spots"].delete_user(update.effective_user.id)  # spots, checks, reminders
+            await context.bot_data["questions"].delete_user(update.effective_user.id)  # results waiting for answers
             gone = await context.bot_data["storage"].delete_user(update.effective_user.id)
             lang = st["lang"]
             context.user_data.clear()
@@ -489,29 +503,54 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not store a submission (%s)", type(exc).__name__)
             storage_failed(context, "submission")
             stored = False
-    # One message per photo: the follow-up questions ride on the answer as its keyboard.
-    text = result_text(lang, result, context, st.get("region"))
-    if not stored:
-        text += "\n\n" + t(lang, "storage.not_saved")
-    if update.update_id in bd.get("late_updates", ()):  # received before a restart: say it is late
-        text = t(lang, "late") + "\n\n" + text
-    markup, spot_id = None, None
+    late = update.update_id in bd.get("late_updates", ())  # received before a restart: answered at once, said late
+    spot_id = None
     if result.accepted:
-        from bot import spot_handlers as sh  # (it imports this module's helpers)
+        from bot import question_handlers as qh, spot_handlers as sh  # (they import this module's helpers)
 
         spot_id = await sh.replied_spot(update, context)  # a reply to a reminder: that spot
-        if spot_id is None:  # (a followed spot's questions ride on its comparison, at the spot's level)
-            followed = await sh.active_spots(context, update.effective_user.id)
-            text += "\n\n" + t(lang, "followup.question") + ("\n" + t(lang, "compare.pick") if followed else "")
-            rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, result.risk, 0).inline_keyboard)
-            rows += sh.result_buttons(context, update.effective_user.id, lang, sid, result, followed)
-            markup = InlineKeyboardMarkup(rows)
-    await msg.reply_text(text, parse_mode=ParseMode.HTML, reply_to_message_id=msg.message_id, reply_markup=markup)
+        # The warning-sign questions before the result; a followed spot's come with its comparison.
+        if spot_id is None and await qh.ask(update, context, st, result, sid, stored, late):
+            return
+    await send_result(context, update.effective_user.id, msg.chat_id, msg.message_id, lang, st.get("region"), result, sid, stored, late=late, spot_buttons=spot_id is None)
     if spot_id is not None:
         await sh.compare(update, context, st, spot_id, result.risk, result.malignancy, sid, jpeg if keep else None)
+    await maybe_ask_consent(update, context, st)
+
+
+async def send_result(context: ContextTypes.DEFAULT_TYPE, user_id: int, chat_id: int, reply_to: int, lang: str, region: str | None, result, sid: int, stored: bool,
+                      answers: dict[str, bool] | None = None, late: bool = False, preface: str | None = None, spot_buttons: bool = True):  # fmt: skip
+    """One message per photo, replying to it. Without ``answers`` the follow-up questions ride
+    on it as its keyboard; with them (asked before the result) only "remind me" and the spot
+    buttons, at the level the answers gave. ``spot_buttons`` False: a photo of a followed spot
+    (its comparison, sent next, asks the questions at the spot's level)."""
+    text = result_text(lang, result, context, region, answers)
+    if not stored:
+        text += "\n\n" + t(lang, "storage.not_saved")
+    if preface:
+        text = t(lang, preface) + "\n\n" + text
+    if late:
+        text = t(lang, "late") + "\n\n" + text
+    markup = None
+    if result.accepted and spot_buttons:
+        from bot import spot_handlers as sh
+
+        followed = await sh.active_spots(context, user_id)
+        rows = []
+        if answers is None:
+            text += "\n\n" + t(lang, "followup.question")
+            rows += followup_keyboard(context, user_id, lang, sid, result.risk, 0).inline_keyboard
+        if followed:
+            text += ("\n" if answers is None else "\n\n") + t(lang, "compare.pick")
+        rows += sh.result_buttons(context, user_id, lang, sid, result, followed, signs=any((answers or {}).values()))
+        markup = InlineKeyboardMarkup(rows)
+    return await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_to_message_id=reply_to, reply_markup=markup)
+
+
+async def maybe_ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict) -> None:
     if st["consent"] == CONSENT_UNKNOWN and not st.get("db_down") and not context.user_data.get("consent_asked"):
         # Someone who skipped /start is asked once; nothing was kept for this photo.
-        await ask_consent(update, context, lang)
+        await ask_consent(update, context, st["lang"])
 
 
 async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> None:

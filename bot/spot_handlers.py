@@ -73,13 +73,15 @@ async def replied_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
         return None
 
 
-def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list) -> list[list[InlineKeyboardButton]]:
+def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list, signs: bool = False) -> list[list[InlineKeyboardButton]]:
     """Rows for an accepted result's keyboard: "remind me…", and "this is spot X" when the user
     follows spots. For moderate/high the reminder is "if I have not seen a doctor": it comes
-    after the doctor advice and never instead of it."""
+    after the doctor advice and never instead of it. ``signs``: a warning sign was ticked before
+    the result, so "remind me" offers the signs intervals (the suffix is not signed: forging it
+    only makes a reminder sooner)."""
     fields = _fields(sid, result.risk, result.malignancy)
-    key = "spot.remind_button_low" if result.risk == "low" else "spot.remind_button_doctor"
-    rows = [[InlineKeyboardButton(t(lang, key), callback_data=f"rm:{fields}:{button_tag(context, user_id, fields)}")]]
+    key = "spot.remind_button_low" if result.risk == "low" and not signs else "spot.remind_button_doctor"
+    rows = [[InlineKeyboardButton(t(lang, key), callback_data=f"rm:{fields}:{button_tag(context, user_id, fields)}" + (":s" if signs else ""))]]
     for spot, check in spots[:3]:
         payload = f"{spot.id}:{fields}"
         rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}")])
@@ -95,7 +97,7 @@ async def active_spots(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> list
 
     Read once per process and user with SQLite (one process owns it: no query per photo), on
     every photo with a shared database (another replica may have changed them)."""
-    cached = context.user_data.get("spots")
+    cached = context.user_data.get("spots") if context.user_data is not None else None  # (a job has no user_data)
     if cached is not None and not context.bot_data["storage"].shared:
         return cached
     try:
@@ -104,7 +106,8 @@ async def active_spots(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> list
         log.warning("could not read the user's spots (%s)", type(exc).__name__)
         storage_failed(context, "spots")
         return []
-    context.user_data["spots"] = found
+    if context.user_data is not None:
+        context.user_data["spots"] = found
     return found
 
 
@@ -132,8 +135,9 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     parts = value.split(":")
     if kind != "rm":
         spots_changed(context)
-    if kind == "rm" and len(parts) == 4 and (parsed := _parse(context, uid, parts[:3], parts[3])):
-        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs_ticked(context, uid, query.message))
+    if kind == "rm" and (len(parts) == 4 or parts[4:] == ["s"]) and (parsed := _parse(context, uid, parts[:3], parts[3])):
+        signs = len(parts) == 5 or signs_ticked(context, uid, query.message)
+        await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs)
     elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
         # A button from before the reminders followed the level (months only): ask again.
         await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])

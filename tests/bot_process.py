@@ -26,6 +26,7 @@ def bot_env(fake, data_dir: Path, **extra: str) -> dict[str, str]:
         # No fixed port: 9090 (Prometheus's default, or a second test run) may be taken. A test
         # that needs the health server names its own free port.
         HEALTH_PORT="0",
+        ANSWERS_WAIT_S="0",  # results at once (as after "Skip"); tests that need the questions set it
     )
     env.update(extra)
     return env

@@ -94,6 +94,9 @@ def make_settings(tmp_path, fake, **over):
         rate_limit_photos=50,
         operator_name="Test Operator",
         health_port=0,
+        # Results at once, the follow-up questions under them: what "Skip" and an unanswered
+        # question screen give. tests/test_questions.py turns the questions before the result on.
+        answers_wait_s=0,
     )
     values.update(over)
     return Settings(_env_file=None, **values)

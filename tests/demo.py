@@ -3,7 +3,8 @@
 The bot runs as ``python -m bot`` (its own process, the shipped model, SQLite in a temporary
 folder) against the fake Bot API server the tests use (``tests/fake_telegram.py``), with a
 dummy token that only the fake accepts. A user says /start, answers the privacy question,
-sends a photo, ticks a warning sign and asks for ``/spots``; every message the bot sends is
+sends a photo, ticks a warning sign on the questions asked before the result, and asks for
+``/spots``; every message the bot sends is
 printed with its buttons. Nothing leaves the machine.
 
     python -m tests.demo                      # English, a PAD-UFES-20 photo from $SHARED_DIR
@@ -124,14 +125,13 @@ async def converse(lang: str, photo: bytes, consent: str = "no", timeout: float 
             await said(1)
             script.user("[a photo of a spot]")
             fake.send_photo(USER, photo, lang)
-            (result,) = await said(1)
-            signs = [(label, data) for label, data in buttons(result) if data.startswith("fu:")]
-            if signs:
-                label, data = signs[2]  # "it has bled"
-                done_label, done = next((lb, d) for lb, d in signs if ":d:" in d)
-                script.user(f"[{label}] [{done_label}]")
-                done = done.replace(":0:d:", f":{1 << int(data.split(':')[4])}:d:")
-                fake.press(USER, result, done, lang)
+            (screen,) = await said(1)
+            questions = [(label, data) for label, data in buttons(screen) if data.startswith("qa:")]
+            if questions:  # the warning-sign questions before the result: tick "it has bled", Done
+                label, data = questions[2]
+                done_label, done = next((lb, d) for lb, d in questions if d.split(":")[3] == "d")
+                script.user(f"[{label.lstrip('☐ ')}] [{done_label}]")
+                fake.press(USER, screen, done.replace(":0:d:", f":{1 << int(data.split(':')[3])}:d:"), lang)
                 await said(1)
             script.user("/spots")
             fake.send_text(USER, "/spots", lang)

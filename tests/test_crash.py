@@ -101,3 +101,46 @@ async def test_kill_9_during_bursts_loses_no_photo(tmp_path):
 def photo_ids_acked(fake: FakeTelegram) -> set[int]:
     """Photo message ids whose updates the bot acknowledged (Telegram would not resend them)."""
     return {mid for uid, mid in fake.delivered if uid <= fake.acked}
+
+
+async def test_kill_9_while_results_wait_for_their_questions(tmp_path):
+    """Photos whose question screens are out when the bot is killed still get their result (from
+    the photo alone, saying nobody answered) after the restart, once each; a press on an old
+    screen afterwards is told the result is above."""
+    fake = FakeTelegram()
+    await fake.start()
+    env = bot_env(fake, tmp_path / "data", ANSWERS_WAIT_S="3", ANSWERS_TICK_S="0.5")
+    log = tmp_path / "bot.log"
+    users, pics = (511, 512, 513), photos()
+    bot = await BotProcess(env, log).start()
+    try:
+        for uid in users:
+            fake.send_text(uid, "/start", "ru")
+        await wait_until(lambda: all(len(fake.sent[u]) >= 2 for u in users), 60, "the welcome messages")
+        photo_of = {uid: fake.send_photo(uid, pics[i], "ru") for i, uid in enumerate(users)}
+
+        def screens() -> dict[int, dict]:
+            return {u: m for u in users for m in fake.sent[u] if m.get("reply_to") == photo_of[u] and "qa:" in str(m.get("reply_markup"))}
+
+        await wait_until(lambda: len(screens()) == len(users), 60, "the question screens")
+        await asyncio.sleep(1.0)  # the photos' inbox rows marked done: only the waiting rows hold them
+        await bot.kill()
+        assert not any(m["text"].startswith(t("ru", "ask.timeout")) for u in users for m in fake.sent[u])
+        bot = await BotProcess(env, log).start()
+
+        def results(uid: int) -> list[dict]:  # (a screen has no disclaimer)
+            return [m for m in fake.sent[uid] if m.get("reply_to") == photo_of[uid] and t("ru", "disclaimer") in m["text"]]
+
+        await wait_until(lambda: all(results(u) for u in users), 60, "every waiting result sent after the restart")
+        assert all(results(u)[0]["text"].startswith(t("ru", "ask.timeout")) for u in users)
+        screen = screens()[users[0]]
+        n = len(fake.sent[users[0]])
+        done = next(b["callback_data"] for row in screen["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].split(":")[3] == "d")
+        fake.press(users[0], screen, done, "ru")
+        await wait_until(lambda: len(fake.sent[users[0]]) > n, 30, "the answer to an old press")
+        assert fake.sent[users[0]][n]["text"] == t("ru", "ask.already")
+        await asyncio.sleep(1.5)  # three more passes of the overdue job: nothing is sent twice
+        assert all(len(results(u)) == 1 for u in users)
+    finally:
+        await bot.stop()
+        await fake.stop()

@@ -13,4 +13,5 @@ async def test_the_demo_prints_a_whole_conversation():
     assert text.count("👤") == 5 and text.count("🤖") >= 6, text[:500]
     assert t("kk", "welcome", tips="").split("\n")[0] in text
     assert "диагноз емес" in text.lower(), "the result says it is not a diagnosis"
+    assert t("kk", "ask.noted", signs="қанады") in text, "the result names the sign ticked before it"
     assert t("kk", "spots.empty") in text

@@ -1,0 +1,256 @@
+"""The warning-sign questions before the result (#20), end to end over the fake Bot API in kk,
+ru and en: toggles and "Done", "None of these", "Skip", no answer (timeout), albums, a press
+after the timeout, forged buttons, /delete, and a bot killed with ``kill -9`` while a result
+waits for its answers.
+
+The rule kept on every branch (bot/advice.py, ``with_answers``): the result is never weaker
+than the photo's own next step, and any ticked sign means "see a doctor within 2 weeks".
+"""
+
+import asyncio
+
+import pytest
+
+from bot import advice
+from bot.advice import advice_text, next_step
+from bot.i18n import LANGUAGES, t, tn
+from bot.question_handlers import SIGNS
+
+from .conftest import needs_shared
+from .fake_telegram import buttons
+from .test_advice_flow import benign_top_photo, forced, strongest_advice, wait_for
+from .test_bot_e2e import lesion_jpeg, start_user
+
+pytestmark = needs_shared
+
+
+def question_buttons(message: dict) -> list[str]:
+    return [data for _, data in buttons(message) if data.startswith("qa:")]
+
+
+def action(message: dict, act: str) -> str:
+    return next(d for d in question_buttons(message) if d.split(":")[3] == act)
+
+
+async def toggle(h, uid: int, screen: dict, index: int, lang: str) -> dict:
+    """Tick sign ``index``; returns the screen with its edited keyboard."""
+    edits = len(h.fake.edits)
+    h.fake.press(uid, screen, action(screen, str(index)), lang)
+    await wait_for(lambda: len(h.fake.edits) > edits)
+    return {**screen, "reply_markup": h.fake.edits[-1]["reply_markup"]}
+
+
+async def ask(h, uid: int, lang: str, photo: bytes, consent: str = "no") -> tuple[int, dict, int]:
+    """A new user sends a photo; returns (messages so far, the question screen, the photo's id)."""
+    n = await start_user(h, uid, lang, consent)
+    photo_id = h.fake.send_photo(uid, photo, lang)
+    (screen,) = await h.fake.replies(uid, 1, since=n)
+    return n + 1, screen, photo_id
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_questions_come_first_and_a_ticked_sign_raises_the_result(bot_factory, screener, lang):
+    h = await bot_factory(forced(screener, "low"), answers_wait_s=60)
+    n, screen, photo_id = await ask(h, 700, lang, benign_top_photo(screener))
+    # One screen, replying to the photo: no result yet, six toggles, "None", "Skip", "Done".
+    assert screen["reply_to"] == photo_id
+    assert not screen["text"].startswith(t(lang, "result.low").split("\n")[0])
+    assert screen["text"] == t(lang, "ask.question", wait=tn(lang, "period.within_minutes", 1))
+    labels = [label for label, _ in buttons(screen)]
+    assert labels == ["☐ " + t(lang, f"followup.{s}") for s in SIGNS] + [t(lang, "ask.none"), t(lang, "ask.skip"), t(lang, "followup.done")]
+    await h.fake.quiet(700, n)  # nothing else until the user answers
+
+    screen = await toggle(h, 700, screen, SIGNS.index("grew"), lang)
+    assert [label for label, _ in buttons(screen)][SIGNS.index("grew")] == "☑ " + t(lang, "followup.grew")
+    h.fake.press(700, screen, action(screen, "d"), lang)
+    (result,) = await h.fake.replies(700, 1, since=n)
+    text = result["text"]
+    assert result["reply_to"] == photo_id
+    assert text.startswith(t(lang, "result.low").split("\n")[0])  # the photo's own level is still said
+    grew = t(lang, "followup.grew")
+    assert t(lang, "ask.noted", signs=grew[:1].lower() + grew[1:]) in text
+    # low photo + a sign: "see a doctor within 2 weeks", the full referral, never "keep watching"
+    assert advice_text(lang, "followup.raised") in text and "103" in text
+    assert advice_text(lang, "next.low") not in text
+    assert t(lang, "disclaimer") in text
+    callbacks = [d for _, d in buttons(result)]
+    assert not any(d.startswith(("fu:", "qa:")) for d in callbacks)  # asked already: not again
+    remind = next(d for d in callbacks if d.startswith("rm:"))
+    assert remind.endswith(":s")  # "remind me" offers the signs intervals
+    h.fake.press(700, result, remind, lang)
+    (when,) = await h.fake.replies(700, 1, since=n + 1)
+    offered = [d.split(":")[4] for _, d in buttons(when)]
+    assert offered == [advice.period_code(p) for p in advice.REMINDERS["signs"]]
+
+
+@pytest.mark.parametrize("risk", ["low", "moderate", "high"])
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_every_answer_keeps_at_least_the_photos_advice(bot_factory, screener, lang, risk):
+    """risk level × {a sign, none of these, skip}: never weaker than the photo's next step."""
+    h = await bot_factory(forced(screener, risk), answers_wait_s=60)
+    photo = benign_top_photo(screener)
+    required = next_step(risk).strength
+    for uid, outcome in enumerate(("sign", "none", "skip"), start=710):
+        n, screen, _ = await ask(h, uid, lang, photo)
+        if outcome == "sign":
+            screen = await toggle(h, uid, screen, SIGNS.index("elevated"), lang)
+            h.fake.press(uid, screen, action(screen, "d"), lang)
+        else:
+            h.fake.press(uid, screen, action(screen, "n" if outcome == "none" else "s"), lang)
+        (result,) = await h.fake.replies(uid, 1, since=n)
+        await h.fake.quiet(uid, n + 1, wait=0.2)
+        text = result["text"]
+        assert text.startswith(t(lang, f"result.{risk}").split("\n")[0])
+        assert strongest_advice(lang, text) >= required, f"{lang} {risk} {outcome}: weaker than the photo's advice"
+        fu = [d for _, d in buttons(result) if d.startswith("fu:")]
+        if outcome == "sign" and risk == "high":  # urgent, oncologist: the high wording stays
+            assert t(lang, "followup.signs_high") in text and advice_text(lang, "next.high") in text
+        elif outcome == "sign":
+            assert advice_text(lang, "followup.raised") in text
+        if outcome == "none":
+            assert t(lang, "ask.noted_none") in text and advice_text(lang, f"next.{risk}") in text
+        if outcome == "skip":  # today's image-only result, with the follow-up questions under it
+            assert t(lang, "ask.noted_none") not in text and t(lang, "followup.question") in text and fu
+        else:
+            assert not fu
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_no_answer_gives_the_photo_only_result_and_a_late_press_is_told(bot_factory, screener, lang):
+    h = await bot_factory(forced(screener, "moderate"), answers_wait_s=1.0, answers_tick_s=0.2)
+    n, screen, photo_id = await ask(h, 720, lang, benign_top_photo(screener))
+    (result,) = await h.fake.replies(720, 1, since=n, timeout=15)
+    text = result["text"]
+    assert result["reply_to"] == photo_id
+    assert text.startswith(t(lang, "ask.timeout"))
+    assert advice_text(lang, "next.moderate") in text and t(lang, "followup.question") in text
+    assert any(d.startswith("fu:") for _, d in buttons(result))  # today's questions, after the result
+    # the screen's buttons were taken away; pressing an old one says the result is above
+    assert any(e["method"] == "editMessageReplyMarkup" and int(e["message_id"]) == screen["message_id"] for e in h.fake.edits)
+    h.fake.press(720, screen, action(screen, "d"), lang)
+    (already,) = await h.fake.replies(720, 1, since=n + 1)
+    assert already["text"] == t(lang, "ask.already")
+    await h.fake.quiet(720, n + 2)
+    assert await h.app.bot_data["questions"].count() == 0
+
+
+async def test_an_album_gets_one_screen_per_photo_each_answered_on_its_own(bot_factory, screener):
+    h = await bot_factory(forced(screener, "low"), answers_wait_s=60)
+    n = await start_user(h, 730, "ru", "yes")
+    photo = benign_top_photo(screener)
+    ids = [h.fake.send_photo(730, photo, "ru", media_group_id="album1") for _ in range(3)]
+    screens = await h.fake.replies(730, 3, since=n)
+    assert sorted(s["reply_to"] for s in screens) == sorted(ids)
+    by_photo = {s["reply_to"]: s for s in screens}
+    # the second photo: a sign; the first: none; the third: skip
+    second = await toggle(h, 730, by_photo[ids[1]], SIGNS.index("bled"), "ru")
+    h.fake.press(730, second, action(second, "d"), "ru")
+    h.fake.press(730, by_photo[ids[0]], action(by_photo[ids[0]], "n"), "ru")
+    h.fake.press(730, by_photo[ids[2]], action(by_photo[ids[2]], "s"), "ru")
+    results = {r["reply_to"]: r["text"] for r in await h.fake.replies(730, 3, since=n + 3)}
+    assert advice_text("ru", "followup.raised") in results[ids[1]]
+    assert t("ru", "ask.noted_none") in results[ids[0]] and advice_text("ru", "next.low") in results[ids[0]]
+    assert t("ru", "followup.question") in results[ids[2]]
+    await h.fake.quiet(730, n + 6)
+    # a consenting user's answers are kept with their case (and only theirs)
+    rows = await h.storage.history(730)
+    kept = [r.followup for r in rows if r.followup]
+    assert sorted(k["bled"] for k in kept) == [False, True] and all(set(k) == set(SIGNS) for k in kept)
+
+
+async def test_forged_and_foreign_buttons_are_refused(bot_factory, screener):
+    h = await bot_factory(forced(screener, "high"), answers_wait_s=60)
+    n, screen, _ = await ask(h, 740, "en", benign_top_photo(screener))
+    done = action(screen, "d")
+    wid, tag = done.split(":")[1], done.split(":")[4]
+    h.fake.press(741, screen, done, "en")  # another user presses this user's button
+    h.fake.press(740, screen, f"qa:{int(wid) + 1}:0:d:{tag}", "en")  # someone else's waiting result
+    h.fake.press(740, screen, f"qa:{wid}:99:d:{tag}", "en")  # an impossible mask
+    await asyncio.sleep(0.5)
+    assert not h.fake.sent[741] and len(h.fake.sent[740]) == n
+    assert await h.app.bot_data["questions"].count() == 1
+    h.fake.press(740, screen, done, "en")
+    (result,) = await h.fake.replies(740, 1, since=n)
+    assert advice_text("en", "next.high") in result["text"]
+
+
+async def test_delete_removes_a_waiting_result(bot_factory, screener):
+    h = await bot_factory(forced(screener, "moderate"), answers_wait_s=60)
+    n, screen, _ = await ask(h, 750, "kk", benign_top_photo(screener))
+    assert await h.app.bot_data["questions"].count() == 1
+    h.fake.send_text(750, "/delete", "kk")
+    (confirm,) = await h.fake.replies(750, 1, since=n)
+    h.fake.press(750, confirm, "delete:yes", "kk")
+    await h.fake.replies(750, 1, since=n + 1)
+    assert await h.app.bot_data["questions"].count() == 0
+
+
+async def test_the_questions_off_answer_at_once(bot_factory, screener):
+    h = await bot_factory(forced(screener, "low"), answers_wait_s=0)
+    n = await start_user(h, 760, "en", "no")
+    h.fake.send_photo(760, lesion_jpeg(0), "en")
+    (result,) = await h.fake.replies(760, 1, since=n)
+    assert not question_buttons(result) and any(d.startswith("fu:") for _, d in buttons(result))
+    assert t("en", "privacy.questions", wait_max="x").split("(")[0] not in await privacy_text(h, 760, n + 1)
+
+
+async def privacy_text(h, uid: int, since: int) -> str:
+    h.fake.send_text(uid, "/privacy", "en")
+    (reply,) = await h.fake.replies(uid, 1, since=since)
+    return reply["text"]
+
+
+async def test_privacy_says_what_waits_and_for_how_long(bot_factory, screener):
+    h = await bot_factory(answers_wait_s=120)
+    n = await start_user(h, 770, "en", None)
+    text = await privacy_text(h, 770, n)
+    assert t("en", "privacy.questions", wait_max=tn("en", "period.up_to_minutes", 3)) in text  # 120 s + the 30 s claim lease
+
+
+def test_with_answers_raises_and_never_lowers():
+    for risk in ("low", "moderate", "high"):
+        own = next_step(risk)
+        assert advice.with_answers(risk, None) == (None, own)
+        assert advice.with_answers(risk, dict.fromkeys(SIGNS, False)) == (None, own)
+        for sign in SIGNS:
+            preface, step = advice.with_answers(risk, {s: s == sign for s in SIGNS})
+            assert step.strength >= max(own.strength, advice.STRENGTH["followup.raised"] if risk != "high" else 2)
+            assert step.key == ("next.high" if risk == "high" else "followup.raised")
+            assert preface == ("followup.signs_high" if risk == "high" else None)
+
+
+def test_questions_store_claims_once(tmp_path):
+    """Two processes pressing / timing out the same waiting result: only one claims it; a
+    claim whose process died is taken over after the lease."""
+    from bot.migrate import upgrade
+    from bot.questions import ImageResult, Questions
+    from bot.spots import fernet_key
+    from bot.storage import Storage
+
+    async def run():
+        url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
+        await asyncio.to_thread(upgrade, url)
+        storage = Storage(url, tmp_path / "photos", b"s" * 32)
+        from datetime import UTC, datetime, timedelta
+
+        at = [datetime(2026, 12, 6, tzinfo=UTC)]
+        q = Questions(storage, fernet_key("", b"s" * 32), clock=lambda: at[0])
+        wid = await q.add(1, 1, 10, "en", ImageResult("moderate", 0.2, "nv"), 0, True, 99, wait_s=60)
+        assert await q.overdue("a", 30) == []  # not due yet
+        at[0] += timedelta(seconds=50)
+        first = await q.claim(wid, 1, "a", 30)
+        assert first is not None and first.result.risk == "moderate" and first.message_id == 10
+        assert await q.claim(wid, 1, "b", 30) is None  # a second press, another replica
+        assert await q.claim(wid, 2, "b", 30) is None  # another user
+        at[0] += timedelta(seconds=11)
+        assert await q.overdue("b", 30) == []  # due, but "a" claimed it 11 s ago and is sending
+        at[0] += timedelta(seconds=31)
+        (taken,) = await q.overdue("b", 30)  # "a" died: taken over
+        assert taken.id == wid
+        await q.done(wid)
+        assert await q.count() == 0
+        wid2 = await q.add(1, 1, 11, "en", ImageResult("low", 0.01, "nv"), 0, True, 100, wait_s=60)
+        assert await q.forget_update(100) == 1 and await q.claim(wid2, 1, "a", 30) is None
+        await storage.close()
+
+    asyncio.run(run())
