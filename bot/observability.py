@@ -34,6 +34,7 @@ class Metrics:
         self.latency = Histogram("bot_screening_seconds", "Time to screen one photo (download excluded)", buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), registry=r)
         self.storage_failures = Counter("bot_storage_failures_total", "Database or file-store operations that failed or timed out", ["op"], registry=r)
         self.telegram_errors = Counter("bot_telegram_errors_total", "Errors from the Telegram Bot API", ["kind"], registry=r)
+        self.questions = Counter("bot_questions_total", "Warning-sign questions before a result, by outcome (asked, signs, none, skip, timeout)", ["outcome"], registry=r)
         self.duplicates = Counter("bot_duplicate_updates_total", "Updates delivered again (or to another replica) and not answered twice", registry=r)
         self.queue = Gauge("bot_screening_queue", "Photos waiting for or in a screening worker", registry=r)
         self.queue.set_function(queue_depth)

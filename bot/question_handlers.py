@@ -83,6 +83,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, resu
     lang = st["lang"]
     text = t(lang, "ask.question", wait=tn(lang, "period.within_minutes", max(1, math.ceil(wait_s / 60))))
     screen = await msg.reply_text(text, reply_to_message_id=msg.message_id, reply_markup=keyboard(context, update.effective_user.id, lang, wid, 0))
+    bd["metrics"].questions.labels("asked").inc()
     try:
         await within(questions.set_screen(wid, screen.message_id), DB_WAIT_S)
     except Exception as exc:  # noqa: BLE001 - only the screen's buttons stay after a timeout
@@ -116,6 +117,7 @@ async def on_question_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await query.message.reply_text(t(lang, "ask.already"))
         return
     answers = None if action == "s" else {sign: bool(mask & (1 << i)) for i, sign in enumerate(SIGNS)}
+    bd["metrics"].questions.labels("skip" if answers is None else ("signs" if any(answers.values()) else "none")).inc()
     if answers is not None and waiting.sid and st["consent"] == CONSENT_YES:
         try:
             await within(bd["storage"].set_followup(uid, waiting.sid, answers), DB_WAIT_S)
@@ -154,6 +156,7 @@ async def answer_overdue(context: ContextTypes.DEFAULT_TYPE) -> None:
                 await context.bot.edit_message_reply_markup(waiting.chat_id, waiting.screen_id, reply_markup=None)
             except TelegramError:
                 pass  # deleted by the user, or too old: the result goes out anyway
+        bd["metrics"].questions.labels("timeout").inc()
         try:
             await deliver(context, waiting, waiting.language, region, None, preface="ask.timeout")
         except Forbidden:  # blocked the bot: nobody to answer

@@ -132,6 +132,8 @@ async def test_no_answer_gives_the_photo_only_result_and_a_late_press_is_told(bo
     assert already["text"] == t(lang, "ask.already")
     await h.fake.quiet(720, n + 2)
     assert await h.app.bot_data["questions"].count() == 0
+    registry = h.app.bot_data["metrics"].registry
+    assert [registry.get_sample_value("bot_questions_total", {"outcome": o}) for o in ("asked", "timeout")] == [1.0, 1.0]
 
 
 async def test_an_album_gets_one_screen_per_photo_each_answered_on_its_own(bot_factory, screener):
