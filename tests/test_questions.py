@@ -256,3 +256,18 @@ def test_questions_store_claims_once(tmp_path):
         await storage.close()
 
     asyncio.run(run())
+
+
+async def test_a_press_answered_by_another_replica(bot_factory, screener):
+    """Two bots on one database (replicas behind a webhook): the screen comes from one, the
+    press reaches the other, which answers from the shared row; the first sends nothing more."""
+    first = await bot_factory(forced(screener, "moderate"), answers_wait_s=60)
+    second = await bot_factory(forced(screener, "moderate"), answers_wait_s=60)  # same data folder: same database and secret
+    n, screen, photo_id = await ask(first, 780, "kk", benign_top_photo(screener))
+    screen = await toggle(first, 780, screen, SIGNS.index("hurt"), "kk")
+    second.fake.update_id = 10_000  # one Telegram numbers the updates of both replicas (the inbox dedups by id)
+    second.fake.press(780, screen, action(screen, "d"), "kk")
+    (result,) = await second.fake.replies(780, 1)
+    assert result["reply_to"] == photo_id and advice_text("kk", "followup.raised") in result["text"]
+    await first.fake.quiet(780, n)
+    assert await first.app.bot_data["questions"].count() == 0
