@@ -8,6 +8,11 @@ scored on the other, both ways; malignant AUC with and without the answers is re
 pooled out-of-split scores, with a patient-level bootstrap interval of the difference, and the
 share of benign lesions under the image-only low cut that the fused score would also keep low.
 
+It also scores the rule the bot serves (``bot.advice.with_answers``: a ticked sign means "see a
+doctor", "none of these" keeps the photo's level): how many photos had no sign ticked, how many
+of those were malignant, and the sensitivity and benign-called-low share of the photo alone and
+of photo + answers under that rule, on these held-out patients and on all PAD photos.
+
     python -m training.answers --data ../shared/data --out docs/model/answers.json
 """
 
@@ -27,6 +32,24 @@ from training.frozen_loso import auc, logit, pad_answers
 ANSWERS = ("itch", "grew", "hurt", "changed", "bleed", "elevation")
 
 
+def served_rule(parts: list[dict]) -> dict:
+    """The bot's rule on these photos: low stays low only with no sign ticked."""
+    level = np.concatenate([p["level"] for p in parts])
+    signs = np.concatenate([p["signs"] for p in parts])
+    y = np.concatenate([p["y"] for p in parts]).astype(bool)
+    low_image = level == "low"
+    low_answers = low_image & ~signs
+
+    def rates(low: np.ndarray) -> dict:
+        return {"sensitivity": round(float((~low[y]).mean()), 3), "benign_called_low": round(float(low[~y].mean()), 3)}
+
+    return {
+        "photos": int(len(y)), "malignant": int(y.sum()), "no_sign_ticked": int((~signs).sum()), "no_sign_ticked_malignant": int((~signs & y).sum()),
+        "no_sign_malignant_levels": {lv: int(((level == lv) & ~signs & y).sum()) for lv in ("low", "moderate", "high")},
+        "image_only": rates(low_image), "image_and_answers": rates(low_answers),
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SHARED_DIR", "../shared")) / "data")
@@ -39,16 +62,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference import Screener
     from inference.labels import CLASSES, MALIGNANT
+    from inference.risk import risk_level
 
     screener = Screener.load()
     splits = split_source(read_source(args.data / "pad_ufes20"), args.split_seed)
     answers = pad_answers(args.data)
     mal_idx = [CLASSES.index(c) for c in MALIGNANT]
-    rows = {}
-    for part in ("val", "test"):
+    rows, served = {}, {}
+    for part in ("train", "val", "test"):
         samples = splits[part]
-        score = np.array([float(screener.classifier.predict(load_image(s)).probabilities[mal_idx].sum()) for s in samples])
+        probs = [screener.classifier.predict(load_image(s)).probabilities for s in samples]
+        score = np.array([float(p[mal_idx].sum()) for p in probs])
         a = np.array([answers[s.path.name] for s in samples])
+        served[part] = {"level": np.array([risk_level(p, screener.card.risk) for p in probs]), "signs": np.nansum(a, axis=1) > 0, "y": np.array([s.malignant for s in samples])}
+        if part == "train":  # the served model was trained on these patients: only the served rule's counts use them
+            continue
         rows[part] = {
             "score": score,
             "answers": np.concatenate([np.nan_to_num(a, nan=0.0), np.isnan(a).astype(float)], axis=1),
@@ -91,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "auc_fused": auc(y, both),
         "auc_gain_ci95": [round(float(np.percentile(diffs, 2.5)), 4), round(float(np.percentile(diffs, 97.5)), 4)],
         "at_95_sensitivity": {"image": {"sensitivity": round(sens_i, 3), "benign_called_low": round(low_i, 3)}, "fused": {"sensitivity": round(sens_f, 3), "benign_called_low": round(low_f, 3)}},
+        "served_rule": {name: served_rule([served[p] for p in parts]) for name, parts in (("held_out", ("val", "test")), ("all_pad", ("train", "val", "test")))},
         "answers": list(ANSWERS),
         "protocol": f"PAD-UFES-20 val and test splits (split seed {args.split_seed}), fit on one and scored on the other, both ways; patient bootstrap ({args.bootstrap})",
     }

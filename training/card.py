@@ -75,6 +75,45 @@ def loso_section(loso: dict, external: dict | None = None) -> list[str]:
     return out
 
 
+def candidates_section(frozen: dict, baseline: dict, answers: dict | None = None) -> list[str]:
+    """#20's candidates under LOSO: image-only rows (``training.frozen_loso``) next to the
+    shipped recipe, and the rows with the user's answers (PAD-UFES-20, the only source that has
+    them: ``training.frozen_loso``'s fusion and ``training.answers``)."""
+    from training.frozen_loso import report
+
+    out = [
+        "",
+        "## Candidates (#20): frozen features of three networks, and the user's answers",
+        "",
+        "Not shipped (the rule and why: docs/model/HISTORY.md, \"Model v3\"). Image only, leave-one-source-out, "
+        "AUC melanoma for dermoscopy sources and malignant for the others; \"benign called low\" and \"sensitivity at low\" "
+        "use the low cut chosen without the held-out source. `Cinner`: C chosen per held-out source by an inner LOSO over "
+        "the other six; the other rows' C was swept on the outer folds (optimistic).",
+        "",
+        report(frozen, baseline),
+    ]
+    if answers:
+        rule = answers.get("served_rule", {})
+        out += [
+            "",
+            f"With the answers (malignant AUC; {answers['model']} on PAD-UFES-20's held-out patients, {answers['n']} photos, "
+            f"{answers['malignant']} malignant): image only {_f(answers['auc_image'])}, image + answers {_f(answers['auc_fused'])} "
+            f"(gain 95 % CI {answers['auc_gain_ci95'][0]:+.3f} to {answers['auc_gain_ci95'][1]:+.3f}).",
+            "",
+            "The rule the bot serves (a ticked sign: see a doctor; none: the photo's level), on PAD-UFES-20:",
+            "",
+            "| photos | malignant | no sign ticked (malignant) | sensitivity, photo only → with answers | benign called low, photo only → with answers |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in rule.items():
+            out.append(
+                f"| {name.replace('_', ' ')}: {r['photos']} | {r['malignant']} | {r['no_sign_ticked']} ({r['no_sign_ticked_malignant']}) | "
+                f"{r['image_only']['sensitivity']:.2f} → {r['image_and_answers']['sensitivity']:.2f} | "
+                f"{r['image_only']['benign_called_low']:.2f} → {r['image_and_answers']['benign_called_low']:.2f} |"
+            )
+    return out
+
+
 def repeat_noise_section(rn: dict | None) -> list[str]:
     """How far malignancy moves between two photos of the same unchanged lesion (#13)."""
     if not rn:
@@ -93,7 +132,8 @@ def repeat_noise_section(rn: dict | None) -> list[str]:
     ]
 
 
-def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None, loso: dict | None = None, external: dict | None = None) -> str:
+def render(card: dict, report: dict, experiments: dict | None = None, runs: list[dict] | None = None, loso: dict | None = None, external: dict | None = None,
+           frozen: dict | None = None, answers: dict | None = None) -> str:  # fmt: skip
     t = card["thresholds"]
     out = [
         f"# Model card — {card['name']} {card['version']}",
@@ -152,6 +192,8 @@ def render(card: dict, report: dict, experiments: dict | None = None, runs: list
         out += runs_table(runs, card["version"])
     if loso:
         out += loso_section(loso, external)
+    if loso and frozen:
+        out += candidates_section(frozen, loso, answers)
     out += ["", "![ROC](roc.png) ![Confusion](confusion.png) ![Calibration](calibration.png)", ""]
     out += ["## Data and licences", ""] + [f"- {d}" for d in card["data"]] + ["", f"**Licence of the weights:** {card['licence']}", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
@@ -201,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", metavar="CHANGE", help="append this run to --runs first, described as CHANGE, and print nothing")
     p.add_argument("--loso", type=Path, help="leave-one-source-out results (training.loso --out, docs/model/loso.json)")
     p.add_argument("--external", type=Path, help="the served model on unseen sources (training.external --out)")
+    p.add_argument("--frozen", type=Path, help="#20's frozen-feature heads under LOSO (training.frozen_loso --out)")
+    p.add_argument("--answers", type=Path, help="the served model with the user's answers (training.answers --out)")
     args = p.parse_args(argv)
     card = json.loads((args.run / "model_card.json").read_text())
     report = json.loads((args.run / "report.json").read_text())
@@ -214,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     loso = json.loads(args.loso.read_text()) if args.loso else None
     external = json.loads(args.external.read_text()) if args.external else None
-    print(render(card, report, exp, runs, loso, external))
+    frozen = json.loads(args.frozen.read_text()) if args.frozen else None
+    answers = json.loads(args.answers.read_text()) if args.answers else None
+    print(render(card, report, exp, runs, loso, external, frozen, answers))
     return 0
 
 
