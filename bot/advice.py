@@ -199,20 +199,21 @@ class SpotAdvice:
         return add_period(self.since, period) if period else None
 
 
-def follow(history: list[tuple[datetime, str, float]], noise: float) -> SpotAdvice:
-    """A spot's checks, oldest first (``(time, risk, malignancy)``) → its advice.
+def follow(history: list[tuple], noise: float) -> SpotAdvice:
+    """A spot's checks, oldest first (``(time, risk, malignancy)`` or ``(time, risk,
+    malignancy, signs)``) → its advice.
 
     The advice never weakens along the history: a lower result keeps the earlier level, and an
     earlier deadline keeps counting from the first result that set it; a result higher than the
-    one before is a warning sign (at least "signs"), from that check on.
+    one before, or a warning sign ticked for a check, is at least "signs", from that check on.
     """
     if not history:
         raise ValueError("a spot has at least one check")
-    at, risk, mal = history[0]
-    level, since, outcome = risk, at, None
-    for (_, prev_risk, prev_mal), (at, risk, mal) in zip(history, history[1:]):
+    at, risk, mal, *flag = history[0]
+    level, since, outcome = (stronger(risk, "signs") if flag and flag[0] else risk), at, None
+    for (_, prev_risk, prev_mal, *_), (at, risk, mal, *flag) in zip(history, history[1:]):
         outcome = comparison(prev_risk, risk, prev_mal, mal, noise)
-        candidate = stronger(risk, "signs") if outcome == "compare.higher" else risk
+        candidate = stronger(risk, "signs") if outcome == "compare.higher" or (flag and flag[0]) else risk
         if ORDER.index(candidate) > ORDER.index(level):
             level, since = candidate, at
     return SpotAdvice(level, since, outcome)

@@ -159,10 +159,12 @@ def button_tag(context: ContextTypes.DEFAULT_TYPE, user_id: int, payload: str) -
     return mac.hexdigest()[:8]
 
 
-def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, level: str, mask: int) -> InlineKeyboardMarkup:
+def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, level: str, mask: int, spot_id: int | None = None) -> InlineKeyboardMarkup:
     """The warning-sign toggles and "Done". ``level`` (``advice.ORDER``) is the photo's risk, or
-    for a followed spot the strongest advice it was given: "Done" never says less than that."""
-    payload = f"{sid}:{advice.CODES[level]}"
+    for a followed spot the strongest advice it was given: "Done" never says less than that.
+    ``spot_id``: the questions of a spot's comparison; a sign ticked there is kept with the
+    spot's latest check (its reminders and deadline follow it)."""
+    payload = f"{sid}:{advice.CODES[level]}" + (f":p{spot_id}" if spot_id else "")
     tag = button_tag(context, user_id, payload)
     rows = [
         [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{payload}:{mask}:{i}:{tag}")]
@@ -172,10 +174,15 @@ def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: st
     return InlineKeyboardMarkup(rows)
 
 
-def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str) -> tuple[int, str, int, str] | None:
-    """(sid, level, mask, action) of a follow-up button, or None unless every field is valid
-    and the tag proves this bot made the button for this user."""
+def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str) -> tuple[int, str, int, str, int | None] | None:
+    """(sid, level, mask, action, spot id or None) of a follow-up button, or None unless every
+    field is valid and the tag proves this bot made the button for this user."""
     parts = value.split(":")
+    spot_s = None
+    if len(parts) == 6:
+        spot_s = parts.pop(2)
+        if not (spot_s.startswith("p") and spot_s[1:].isdigit() and len(spot_s) <= 11 and int(spot_s[1:]) <= MAX_SID):
+            return None
     if len(parts) != 5:
         return None
     sid_s, code, mask_s, action, tag = parts
@@ -186,9 +193,9 @@ def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str)
         return None
     if action != "d" and not (action.isdigit() and len(action) == 1 and int(action) < len(FOLLOWUP_SIGNS)):
         return None
-    if not hmac.compare_digest(tag, button_tag(context, user_id, f"{sid}:{code}")):
+    if not hmac.compare_digest(tag, button_tag(context, user_id, f"{sid}:{code}" + (f":{spot_s}" if spot_s else ""))):
         return None
-    return sid, advice.BY_CODE[code], mask, action
+    return sid, advice.BY_CODE[code], mask, action, int(spot_s[1:]) if spot_s else None
 
 
 def referral_text(lang: str, context: ContextTypes.DEFAULT_TYPE, region_id: str | None, full: bool = True) -> str:
@@ -400,11 +407,11 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
     if parsed is None:
         log.warning("refused a follow-up button that does not verify")
         return
-    sid, risk, mask, action = parsed
+    sid, risk, mask, action, spot_id = parsed
     lang = st["lang"]
     if action != "d":
         mask ^= 1 << int(action)
-        rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, risk, mask).inline_keyboard)
+        rows = list(followup_keyboard(context, update.effective_user.id, lang, sid, risk, mask, spot_id).inline_keyboard)
         # The result's other buttons ("remind me", "this is spot X") stay under the questions.
         markup = query.message.reply_markup
         rows += [row for row in (markup.inline_keyboard if markup else ()) if not any((b.callback_data or "").startswith("fu:") for b in row)]
@@ -418,6 +425,14 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
         except Exception as exc:  # noqa: BLE001 - the advice below matters more than the log
             log.warning("could not store follow-up answers (%s)", type(exc).__name__)
             storage_failed(context, "followup")
+    if spot_id and any(answers.values()):  # the spot keeps it: its reminder comes by the signs deadline
+        spots = context.bot_data["spots"]
+        try:
+            if await within(spots.signs_at(update.effective_user.id, spot_id, advice.RECOMMENDED["signs"]), DB_WAIT_S):
+                context.user_data.pop("spots", None)  # (spot_handlers.spots_changed)
+        except Exception as exc:  # noqa: BLE001 - the advice below is sent either way
+            log.warning("could not keep the sign with the spot (%s)", type(exc).__name__)
+            storage_failed(context, "spots")
     # Never weaker than the result's own next step (bot/advice.py; tests/test_advice_flow.py).
     preface, step = advice.after_followup(risk, any(answers.values()))
     parts = ([t(lang, preface)] if preface else []) + [step.text(lang)]

@@ -84,7 +84,7 @@ def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, 
     rows = [[InlineKeyboardButton(t(lang, key), callback_data=f"rm:{fields}:{button_tag(context, user_id, fields)}" + (":s" if signs else ""))]]
     for spot, check in spots[:3]:
         payload = f"{spot.id}:{fields}"
-        rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}")])
+        rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}" + (":s" if signs else ""))])
     return rows
 
 
@@ -141,28 +141,30 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
         # A button from before the reminders followed the level (months only): ask again.
         await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])
-    elif kind == "rt" and len(parts) == 5 and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1]) or advice.parse_period(parts[3], "signs")):
-        # (the signs intervals are offered when a sign was ticked: sooner is never weaker)
+    elif kind == "rt" and (len(parts) == 5 or parts[5:] == ["s"]) and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1]) or advice.parse_period(parts[3], "signs")):
+        # (the signs intervals are offered when a sign was ticked: sooner is never weaker; the
+        # unsigned ":s" only ever makes the spot's advice stronger)
         sid, risk, malignancy = parsed
+        signs = len(parts) == 6
         await query.edit_message_reply_markup(None)
         try:
-            _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, period), DB_WAIT_S)
+            _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, period, signs=signs), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not create a spot (%s)", type(exc).__name__)
             storage_failed(context, "spots")
             await query.message.reply_text(t(lang, "spots.unavailable"))
             return
-        key = "spot.created_low" if risk == "low" else "spot.created_doctor"
+        key = "spot.created_low" if risk == "low" and not signs else "spot.created_doctor"
         sent = await query.message.reply_text(t(lang, key, date=local_date(reminder.due_at, lang)))
         try:  # a reply to it names the spot, on any replica; the reminder is set either way
             await within(spots.set_prompt(reminder.spot_id, sent.message_id), DB_WAIT_S)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not remember the naming prompt (%s)", type(exc).__name__)
             storage_failed(context, "spots")
-    elif kind == "sp" and len(parts) == 5 and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
+    elif kind == "sp" and (len(parts) == 5 or parts[5:] == ["s"]) and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)  # its follow-up questions move to the comparison
-        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None)
+        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None, signs=len(parts) == 6 or signs_ticked(context, uid, query.message))
     elif kind == "ss" and value.isdigit():
         if spot := await spots.stop(uid, int(value)):
             await query.edit_message_reply_markup(None)
@@ -201,12 +203,11 @@ def signs_ticked(context: ContextTypes.DEFAULT_TYPE, user_id: int, message) -> b
 async def ask_when(query, lang: str, fields: str, tag: str, risk: str, signs: bool = False) -> None:
     """"When shall I remind you?" with the level's choices (``advice.REMINDERS``); with a warning
     sign ticked on the result, the signs interval's choices (see a doctor within 2 weeks)."""
-    if signs:
-        risk = advice.stronger(risk, "signs")
-    recommended = advice.RECOMMENDED[risk]
+    level = advice.stronger(risk, "signs") if signs else risk
+    recommended = advice.RECOMMENDED[level]
     buttons = [
-        InlineKeyboardButton(advice.period_text(lang, p) + (" ✓" if p == recommended else ""), callback_data=f"rt:{fields}:{advice.period_code(p)}:{tag}")
-        for p in advice.REMINDERS[risk]
+        InlineKeyboardButton(advice.period_text(lang, p) + (" ✓" if p == recommended else ""), callback_data=f"rt:{fields}:{advice.period_code(p)}:{tag}" + (":s" if signs else ""))
+        for p in advice.REMINDERS[level]
     ]
     when = t(lang, "spot.when") + "\n" + advice.period_text(lang, recommended) + " " + t(lang, "spot.recommended")
     await query.message.reply_text(when, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([buttons]))
@@ -275,10 +276,11 @@ async def _name_a_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
 # ---------------------------------------------------------------- comparison
 
 
-async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None) -> None:
+async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None, signs: bool = False) -> None:
     """This photo is of a followed spot: compare with its previous check, advise at the spot's
     level (the strongest advice it was given, ``advice.follow``), ask the follow-up questions at
-    that level, record the check and set the next reminder at that level's interval."""
+    that level, record the check and set the next reminder at that level's interval.
+    ``signs``: a warning sign was ticked for this photo (before its result, or on the result)."""
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     message = update.effective_message
@@ -286,7 +288,7 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
     if spot is None:
         await message.reply_text(t(lang, "spots.not_found"))
         return
-    previous = await spots.add_check(spot_id, risk, malignancy, sid)
+    previous = await spots.add_check(spot_id, risk, malignancy, sid, signs=signs)
     spots_changed(context)
     if previous is None:
         return
@@ -303,7 +305,7 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
         parts += ["", t(lang, "compare.levels_only")]
     parts += ["", t(lang, "disclaimer"), "", t(lang, "followup.question")]
     reply_to = message.message_id if update.message else None
-    keyboard = followup_keyboard(context, uid, lang, sid, state.level, 0)
+    keyboard = followup_keyboard(context, uid, lang, sid, state.level, 0, spot_id)
     await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to, reply_markup=keyboard)
     if before_photo is not None and jpeg is not None:
         before_label = t(lang, "compare.label", date=local_date(previous.created_at, lang), risk=t(lang, f"risk.{previous.risk}"))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, select, update
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, false, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.advice import add_period, follow
@@ -64,6 +64,9 @@ class SpotCheck(Base):
     risk: Mapped[str] = mapped_column(String(10))
     malignancy: Mapped[float] = mapped_column(Float)
     submission_id: Mapped[int | None] = mapped_column(Integer)
+    # A warning sign was ticked for this photo (before its result, or after it): the spot's
+    # advice is at least "see a doctor within the signs interval" from this check on.
+    signs: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Reminder(Base):
@@ -121,15 +124,16 @@ class Spots:
 
     # ------------------------------------------------------------ spots
 
-    async def create(self, telegram_id: int, chat_id: int, language: str, risk: str, malignancy: float, submission_id: int | None, period: tuple[int, str]) -> tuple[Spot, Reminder]:
-        """A new spot with its first check and a reminder after ``period`` (``advice.REMINDERS``)."""
+    async def create(self, telegram_id: int, chat_id: int, language: str, risk: str, malignancy: float, submission_id: int | None, period: tuple[int, str], signs: bool = False) -> tuple[Spot, Reminder]:
+        """A new spot with its first check and a reminder after ``period`` (``advice.REMINDERS``);
+        ``signs``: a warning sign was ticked for that photo."""
         pseudo = self.storage.pseudonym(telegram_id)
         at = self.clock()
         async with self.storage.sessions.begin() as s:
             spot = Spot(user_pseudonym=pseudo, created_at=at)
             s.add(spot)
             await s.flush()
-            s.add(SpotCheck(spot_id=spot.id, created_at=at, risk=risk, malignancy=malignancy, submission_id=submission_id or None))
+            s.add(SpotCheck(spot_id=spot.id, created_at=at, risk=risk, malignancy=malignancy, submission_id=submission_id or None, signs=signs))
             reminder = self._reminder(spot.id, pseudo, chat_id, language, add_period(at, period))
             s.add(reminder)
         return spot, reminder
@@ -202,34 +206,53 @@ class Spots:
             s.add(reminder)
         return spot, reminder
 
-    async def history(self, spot_id: int, session=None) -> list[tuple[datetime, str, float]]:
+    async def history(self, spot_id: int, session=None) -> list[tuple[datetime, str, float, bool]]:
         """The spot's checks, oldest first, as ``advice.follow`` reads them."""
         return (await self.histories([spot_id], session)).get(spot_id, [])
 
-    async def histories(self, spot_ids: list[int], session=None) -> dict[int, list[tuple[datetime, str, float]]]:
+    async def histories(self, spot_ids: list[int], session=None) -> dict[int, list[tuple[datetime, str, float, bool]]]:
         """Several spots' checks in one query: spot id → its checks, oldest first."""
         if session is None:
             async with self.storage.sessions() as s:
                 return await self.histories(spot_ids, s)
-        out: dict[int, list[tuple[datetime, str, float]]] = {}
+        out: dict[int, list[tuple[datetime, str, float, bool]]] = {}
         if not spot_ids:
             return out
         query = (
-            select(SpotCheck.spot_id, SpotCheck.created_at, SpotCheck.risk, SpotCheck.malignancy)
+            select(SpotCheck.spot_id, SpotCheck.created_at, SpotCheck.risk, SpotCheck.malignancy, SpotCheck.signs)
             .where(SpotCheck.spot_id.in_(spot_ids))
             .order_by(SpotCheck.spot_id, SpotCheck.created_at, SpotCheck.id)
         )
-        for spot_id, at, risk, mal in await session.execute(query):
+        for spot_id, at, risk, mal, signs in await session.execute(query):
             # SQLite hands back naive datetimes (stored UTC); deadlines are compared with aware ones.
-            out.setdefault(spot_id, []).append((at if at.tzinfo else at.replace(tzinfo=UTC), risk, mal))
+            out.setdefault(spot_id, []).append((at if at.tzinfo else at.replace(tzinfo=UTC), risk, mal, bool(signs)))
         return out
 
-    async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None) -> SpotCheck | None:
+    async def add_check(self, spot_id: int, risk: str, malignancy: float, submission_id: int | None, signs: bool = False) -> SpotCheck | None:
         """The new check, after returning the previous one (None for the first)."""
         async with self.storage.sessions.begin() as s:
             previous = await s.scalar(last_check(spot_id))
-            s.add(SpotCheck(spot_id=spot_id, created_at=self.clock(), risk=risk, malignancy=malignancy, submission_id=submission_id or None))
+            s.add(SpotCheck(spot_id=spot_id, created_at=self.clock(), risk=risk, malignancy=malignancy, submission_id=submission_id or None, signs=signs))
             return previous
+
+    async def signs_at(self, telegram_id: int, spot_id: int, within: tuple[int, str]) -> bool:
+        """A warning sign was ticked after the spot's latest check (its comparison's questions):
+        mark that check, so the spot's advice and deadline follow from now on, and bring its
+        pending reminder to no later than ``within`` from now (``advice.RECOMMENDED["signs"]``)."""
+        at = self.clock()
+        async with self.storage.sessions.begin() as s:
+            if await self._own(s, telegram_id, spot_id) is None:
+                return False
+            check = await s.scalar(last_check(spot_id))
+            if check is None:
+                return False
+            check.signs = True
+            latest = add_period(at, within)
+            for reminder in await s.scalars(select(Reminder).where(Reminder.spot_id == spot_id, Reminder.status == PENDING)):
+                due = reminder.due_at if reminder.due_at.tzinfo else reminder.due_at.replace(tzinfo=UTC)
+                if due > latest:
+                    reminder.due_at = reminder.next_try_at = latest
+            return True
 
     async def photo_of(self, telegram_id: int, submission_id: int | None) -> bytes | None:
         """The stored photo of a logged case (a check's ``submission_id``; consenting users

@@ -233,7 +233,9 @@ async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang)
         else:
             assert advice_text(lang, "followup.raised") in sign_ticked["text"]
 
-    # 4. The next reminder: at the spot's level, before its deadline, with its own text.
+    # 4. The next reminder: at the spot's level — "signs" at least, since a sign was ticked last
+    # (kept with the spot's check: before, a low spot went back to "photograph it again") —
+    # before its deadline, with its own text.
     async with sender.storage.sessions() as s:
         from sqlalchemy import select
 
@@ -241,14 +243,16 @@ async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang)
 
         pending = {r.user_pseudonym: r for r in await s.scalars(select(Reminder).where(Reminder.status == PENDING))}
     for (before, now_), uid in users.items():
-        level = spot_level(before, now_)
+        level = advice.stronger(spot_level(before, now_), "signs")
         row = pending[sender.storage.pseudonym(uid)]
         due = row.due_at.replace(tzinfo=None)
-        expected = advice.add_period(sender.app.bot_data["spots"].clock().replace(tzinfo=None), advice.RECOMMENDED[level])
+        # the spot's own interval, or the signs interval from the tick if that is sooner
+        now_at = sender.app.bot_data["spots"].clock().replace(tzinfo=None)
+        expected = min(advice.add_period(now_at, advice.RECOMMENDED[spot_level(before, now_)]), advice.add_period(now_at, advice.RECOMMENDED["signs"]))
         assert abs((due - expected).total_seconds()) < 120, f"{before}->{now_}: next reminder at {level}'s interval"
     later(sender, 300)
     counts = {uid: len(sender.fake.sent.get(uid, [])) for uid in users.values()}
     await run_reminder_job(sender)
     for (before, now_), uid in users.items():
         (again,) = await sender.fake.replies(uid, 1, since=counts[uid])
-        assert_reminder(lang, again["text"], spot_level(before, now_))
+        assert_reminder(lang, again["text"], advice.stronger(spot_level(before, now_), "signs"))

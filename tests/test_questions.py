@@ -18,8 +18,9 @@ from bot.question_handlers import SIGNS
 
 from .conftest import needs_shared
 from .fake_telegram import buttons
-from .test_advice_flow import benign_top_photo, forced, strongest_advice, wait_for
+from .test_advice_flow import assert_reminder, benign_top_photo, forced, strongest_advice, wait_for
 from .test_bot_e2e import lesion_jpeg, start_user
+from .test_spots import later, run_reminder_job
 
 pytestmark = needs_shared
 
@@ -81,6 +82,15 @@ async def test_questions_come_first_and_a_ticked_sign_raises_the_result(bot_fact
     (when,) = await h.fake.replies(700, 1, since=n + 1)
     offered = [d.split(":")[4] for _, d in buttons(when)]
     assert offered == [advice.period_code(p) for p in advice.REMINDERS["signs"]]
+    # The spot keeps the sign: its reminder asks about the doctor, not "photograph it again"
+    # (the photo alone was low).
+    h.fake.press(700, when, next(d for _, d in buttons(when) if d.split(":")[4] == "w2"), lang)
+    (created,) = await h.fake.replies(700, 1, since=n + 2)
+    assert created["text"].startswith(t(lang, "spot.created_doctor", date="\x00").split("\x00")[0])
+    later(h, 15)
+    await run_reminder_job(h)
+    (reminder,) = await h.fake.replies(700, 1, since=n + 3)
+    assert_reminder(lang, reminder["text"], "signs")
 
 
 @pytest.mark.parametrize("risk", ["low", "moderate", "high"])
