@@ -111,18 +111,9 @@ class Questions:
     async def _claim(self, where, owner: str, lease_s: float, limit: int) -> list[Waiting]:
         at = self.clock()
         free = WaitingAnswers.owner.is_(None) | (WaitingAnswers.claimed_at <= at - timedelta(seconds=lease_s))
-        pick = select(WaitingAnswers.id).where(where, free).order_by(WaitingAnswers.id).limit(limit)
-        if self.storage.engine.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        async with self.storage.sessions.begin() as s:
-            rows = list(
-                await s.execute(
-                    update(WaitingAnswers)
-                    .where(WaitingAnswers.id.in_(pick.scalar_subquery()), free)
-                    .values(owner=owner, claimed_at=at)
-                    .returning(WaitingAnswers.id, WaitingAnswers.sealed, WaitingAnswers.language)
-                )
-            )
+        rows = await self.storage.claim_rows(
+            WaitingAnswers, where & free, WaitingAnswers.id, limit, {"owner": owner, "claimed_at": at}, (WaitingAnswers.id, WaitingAnswers.sealed, WaitingAnswers.language)
+        )
         out = []
         for wid, sealed, language in sorted(rows):
             box = self._open(sealed)

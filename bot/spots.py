@@ -319,18 +319,10 @@ class Spots:
         at = self.clock()
         due = (Reminder.status == PENDING) & (Reminder.next_try_at <= at)
         stale = (Reminder.status == CLAIMED) & (Reminder.claimed_at <= at - timedelta(seconds=lease_s))
-        pick = select(Reminder.id).where(due | stale).order_by(Reminder.next_try_at).limit(limit)
-        if self.storage.engine.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        async with self.storage.sessions.begin() as s:
-            rows = list(
-                await s.execute(
-                    update(Reminder)
-                    .where(Reminder.id.in_(pick.scalar_subquery()), due | stale)
-                    .values(status=CLAIMED, claimed_by=owner, claimed_at=at)
-                    .returning(Reminder.id, Reminder.chat, Reminder.language, Reminder.spot_id, Reminder.attempts)
-                )
-            )
+        rows = await self.storage.claim_rows(
+            Reminder, due | stale, Reminder.next_try_at, limit, {"status": CLAIMED, "claimed_by": owner, "claimed_at": at},
+            (Reminder.id, Reminder.chat, Reminder.language, Reminder.spot_id, Reminder.attempts),
+        )  # fmt: skip
         out = []  # what the message needs, read after the claim commits (SQLite's write lock is free again)
         async with self.storage.sessions() as s:
             histories = await self.histories(sorted({row[3] for row in rows}), s)

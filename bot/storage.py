@@ -381,6 +381,16 @@ class Storage:
 
     # ------------------------------------------------------------ durable intake
 
+    async def claim_rows(self, model, where, order_by, limit: int, values: dict, returning: tuple) -> list:
+        """One conditional UPDATE that claims up to ``limit`` rows matching ``where`` (with
+        ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two replicas never claim the same row) and
+        returns ``returning`` of the claimed ones: the reminders' and waiting results' queues."""
+        pick = select(model.id).where(where).order_by(order_by).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        async with self.sessions.begin() as s:
+            return list(await s.execute(update(model).where(model.id.in_(pick.scalar_subquery()), where).values(**values).returning(*returning)))
+
     def _insert(self, table):
         return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
