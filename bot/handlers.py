@@ -25,6 +25,7 @@ from telegram import (
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
+    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatAction, ParseMode
@@ -559,7 +560,9 @@ async def send_result(context: ContextTypes.DEFAULT_TYPE, user_id: int, chat_id:
             text += ("\n" if answers is None else "\n\n") + t(lang, "compare.pick")
         rows += sh.result_buttons(context, user_id, lang, sid, result, followed, signs=any((answers or {}).values()))
         markup = InlineKeyboardMarkup(rows)
-    return await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_to_message_id=reply_to, reply_markup=markup)
+    # A photo deleted meanwhile (a late answer, a timed-out question screen) still gets its result.
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True)
+    return await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=markup)
 
 
 async def maybe_ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict) -> None:
