@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -96,6 +97,11 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert card_main([str(out), "--runs", str(runs)]) == 0
     assert f"| test-run (shipped) | smoke run | {cfg.seed} |" in capsys.readouterr().out
+    # … with #20's candidates: image-only LOSO rows and the rows with the user's answers
+    docs = Path(__file__).resolve().parent.parent / "docs" / "model"
+    assert card_main([str(out), "--loso", str(docs / "loso.json"), "--frozen", str(docs / "frozen_loso.json"), "--answers", str(docs / "answers.json")]) == 0
+    rendered = capsys.readouterr().out
+    assert "## Candidates (#20)" in rendered and "| frozen a05+v1+v2/Cinner |" in rendered and "| held-out patients: 127 | 52 | 9 (0) |" in rendered
     assert set(report["test"]) == {"ham10000", "pad_ufes20"}
 
     screener = Screener.load(out / "model.tflite")

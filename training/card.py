@@ -105,9 +105,10 @@ def candidates_section(frozen: dict, baseline: dict, answers: dict | None = None
             "| photos | malignant | no sign ticked (malignant) | sensitivity, photo only → with answers | benign called low, photo only → with answers |",
             "|---|---|---|---|---|",
         ]
+        names = {"held_out": "held-out patients", "all_pad": "all photos (the model trained on the rest)"}
         for name, r in rule.items():
             out.append(
-                f"| {name.replace('_', ' ')}: {r['photos']} | {r['malignant']} | {r['no_sign_ticked']} ({r['no_sign_ticked_malignant']}) | "
+                f"| {names.get(name, name)}: {r['photos']} | {r['malignant']} | {r['no_sign_ticked']} ({r['no_sign_ticked_malignant']}) | "
                 f"{r['image_only']['sensitivity']:.2f} → {r['image_and_answers']['sensitivity']:.2f} | "
                 f"{r['image_only']['benign_called_low']:.2f} → {r['image_and_answers']['benign_called_low']:.2f} |"
             )
