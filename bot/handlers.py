@@ -558,7 +558,7 @@ async def send_result(context: ContextTypes.DEFAULT_TYPE, user_id: int, chat_id:
             rows += followup_keyboard(context, user_id, lang, sid, result.risk, 0).inline_keyboard
         if followed:
             text += ("\n" if answers is None else "\n\n") + t(lang, "compare.pick")
-        rows += sh.result_buttons(context, user_id, lang, sid, result, followed, signs=any((answers or {}).values()))
+        rows += sh.result_buttons(context, user_id, lang, sid, result, followed, signs=any((answers or {}).values()), answered=answers is not None)
         markup = InlineKeyboardMarkup(rows)
     # A photo deleted meanwhile (a late answer, a timed-out question screen) still gets its result.
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True)

@@ -73,18 +73,20 @@ async def replied_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
         return None
 
 
-def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list, signs: bool = False) -> list[list[InlineKeyboardButton]]:
+def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list, signs: bool = False, answered: bool = False) -> list[list[InlineKeyboardButton]]:
     """Rows for an accepted result's keyboard: "remind me…", and "this is spot X" when the user
     follows spots. For moderate/high the reminder is "if I have not seen a doctor": it comes
     after the doctor advice and never instead of it. ``signs``: a warning sign was ticked before
     the result, so "remind me" offers the signs intervals (the suffix is not signed: forging it
-    only makes a reminder sooner)."""
+    only makes a reminder sooner). ``answered``: the questions came before the result, so the
+    spot's comparison does not ask them again (``:a``; ``:s`` when a sign was ticked)."""
     fields = _fields(sid, result.risk, result.malignancy)
+    asked = ":s" if signs else (":a" if answered else "")
     key = "spot.remind_button_low" if result.risk == "low" and not signs else "spot.remind_button_doctor"
     rows = [[InlineKeyboardButton(t(lang, key), callback_data=f"rm:{fields}:{button_tag(context, user_id, fields)}" + (":s" if signs else ""))]]
     for spot, check in spots[:3]:
         payload = f"{spot.id}:{fields}"
-        rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}" + (":s" if signs else ""))])
+        rows.append([InlineKeyboardButton("📍 " + spot_name(lang, spot, check), callback_data=f"sp:{payload}:{button_tag(context, user_id, payload)}" + asked)])
     return rows
 
 
@@ -161,10 +163,11 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         except Exception as exc:  # noqa: BLE001
             log.warning("could not remember the naming prompt (%s)", type(exc).__name__)
             storage_failed(context, "spots")
-    elif kind == "sp" and (len(parts) == 5 or parts[5:] == ["s"]) and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
+    elif kind == "sp" and (len(parts) == 5 or parts[5:] in (["s"], ["a"])) and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)  # its follow-up questions move to the comparison
-        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None, signs=len(parts) == 6 or signs_ticked(context, uid, query.message))
+        signs = parts[5:] == ["s"] or signs_ticked(context, uid, query.message)
+        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None, signs=signs, asked=len(parts) == 6)
     elif kind == "ss" and value.isdigit():
         if spot := await spots.stop(uid, int(value)):
             await query.edit_message_reply_markup(None)
@@ -276,11 +279,12 @@ async def _name_a_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
 # ---------------------------------------------------------------- comparison
 
 
-async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None, signs: bool = False) -> None:
+async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, spot_id: int, risk: str, malignancy: float, sid: int, jpeg: bytes | None, signs: bool = False, asked: bool = False) -> None:
     """This photo is of a followed spot: compare with its previous check, advise at the spot's
     level (the strongest advice it was given, ``advice.follow``), ask the follow-up questions at
     that level, record the check and set the next reminder at that level's interval.
-    ``signs``: a warning sign was ticked for this photo (before its result, or on the result)."""
+    ``signs``: a warning sign was ticked for this photo (before its result, or on the result);
+    ``asked``: the questions came before the result, so they are not asked again."""
     uid, lang = update.effective_user.id, st["lang"]
     spots = context.bot_data["spots"]
     message = update.effective_message
@@ -303,9 +307,9 @@ async def compare(update: Update, context: ContextTypes.DEFAULT_TYPE, st: dict, 
         jpeg = await spots.photo_of(uid, sid)
     if before_photo is None or jpeg is None:
         parts += ["", t(lang, "compare.levels_only")]
-    parts += ["", t(lang, "disclaimer"), "", t(lang, "followup.question")]
+    parts += ["", t(lang, "disclaimer")] + ([] if asked else ["", t(lang, "followup.question")])
     reply_to = message.message_id if update.message else None
-    keyboard = followup_keyboard(context, uid, lang, sid, state.level, 0, spot_id)
+    keyboard = None if asked else followup_keyboard(context, uid, lang, sid, state.level, 0, spot_id)
     await message.reply_text("\n".join(parts), parse_mode=ParseMode.HTML, reply_to_message_id=reply_to, reply_markup=keyboard)
     if before_photo is not None and jpeg is not None:
         before_label = t(lang, "compare.label", date=local_date(previous.created_at, lang), risk=t(lang, f"risk.{previous.risk}"))

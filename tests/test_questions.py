@@ -281,3 +281,33 @@ async def test_a_press_answered_by_another_replica(bot_factory, screener):
     assert result["reply_to"] == photo_id and advice_text("kk", "followup.raised") in result["text"]
     await first.fake.quiet(780, n)
     assert await first.app.bot_data["questions"].count() == 0
+
+
+async def test_a_followed_spot_after_the_questions_is_compared_without_asking_again(bot_factory, screener):
+    """Answers given before the result go with "this is spot X": the comparison advises at the
+    spot's level raised by the sign, and does not ask the questions a second time."""
+    h = await bot_factory(forced(screener, "low"), answers_wait_s=60)
+    photo = benign_top_photo(screener)
+    n, screen, _ = await ask(h, 790, "en", photo)
+    h.fake.press(790, screen, action(screen, "n"), "en")
+    (result,) = await h.fake.replies(790, 1, since=n)
+    h.fake.press(790, result, next(d for _, d in buttons(result) if d.startswith("rm:")), "en")
+    (when,) = await h.fake.replies(790, 1, since=n + 1)
+    h.fake.press(790, when, next(d for _, d in buttons(when) if d.split(":")[4] == "m3"), "en")
+    await h.fake.replies(790, 1, since=n + 2)  # the spot is followed, low, in 3 months
+
+    later(h, 30)
+    n = len(h.fake.sent[790])
+    h.fake.send_photo(790, photo, "en")
+    (screen,) = await h.fake.replies(790, 1, since=n)
+    screen = await toggle(h, 790, screen, SIGNS.index("changed"), "en")
+    h.fake.press(790, screen, action(screen, "d"), "en")
+    (result,) = await h.fake.replies(790, 1, since=n + 1)
+    spot_button = next(d for _, d in buttons(result) if d.startswith("sp:"))
+    assert spot_button.endswith(":s")
+    h.fake.press(790, result, spot_button, "en")
+    comparison, moved = await h.fake.replies(790, 2, since=n + 2)
+    assert t("en", "compare.header", date="\x00", before="\x00", now="\x00").split("\x00")[0] in comparison["text"]
+    assert advice_text("en", "followup.raised") in comparison["text"], "the sign raised the spot to 'see a doctor'"
+    assert t("en", "followup.question") not in comparison["text"] and not buttons(comparison), "not asked twice"
+    assert t("en", "spots.moved", name="\x00", date="\x00").split("\x00")[0] in moved["text"]
