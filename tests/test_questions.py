@@ -311,3 +311,21 @@ async def test_a_followed_spot_after_the_questions_is_compared_without_asking_ag
     assert advice_text("en", "followup.raised") in comparison["text"], "the sign raised the spot to 'see a doctor'"
     assert t("en", "followup.question") not in comparison["text"] and not buttons(comparison), "not asked twice"
     assert t("en", "spots.moved", name="\x00", date="\x00").split("\x00")[0] in moved["text"]
+
+
+async def test_a_photo_answered_again_after_a_restart_is_answered_at_once_and_once(bot_factory, screener):
+    """The crash came after the photo's waiting row was written but before the update was marked
+    done: the update comes back (late) and is answered at once; its old row must not answer it
+    a second time."""
+    from bot.questions import ImageResult
+
+    h = await bot_factory(forced(screener, "moderate"), answers_wait_s=60, answers_tick_s=0.2)
+    n = await start_user(h, 795, "ru", "no")
+    update_id = h.fake.update_id + 1  # the photo's update, as the killed process saw it
+    await h.app.bot_data["questions"].add(795, 795, 1, "ru", ImageResult("moderate", 0.2, "nv"), 0, True, update_id, wait_s=1.0)
+    h.app.bot_data.setdefault("late_updates", set()).add(update_id)
+    h.fake.send_photo(795, benign_top_photo(screener), "ru")
+    (result,) = await h.fake.replies(795, 1, since=n)
+    assert result["text"].startswith(t("ru", "late")) and any(d.startswith("fu:") for _, d in buttons(result))
+    await h.fake.quiet(795, n + 1, wait=1.5)  # the old row fell due meanwhile: it was forgotten, not sent
+    assert await h.app.bot_data["questions"].count() == 0
