@@ -142,8 +142,12 @@ async def answer_overdue(context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         due = await questions.overdue(bd["process_id"], bd["settings"].inbox_lease_s)
     except Exception as exc:  # noqa: BLE001 - the database may be down; the next pass tries again
-        log.warning("could not look for unanswered questions (%s)", type(exc).__name__)
+        if not bd.get("questions_down"):  # one line per outage, not one every ANSWERS_TICK_S
+            log.warning("could not look for unanswered questions (%s); trying every %.0f s", type(exc).__name__, bd["settings"].answers_tick_s)
+        bd["questions_down"] = True
         return
+    if bd.pop("questions_down", False):
+        log.info("unanswered questions are looked for again")
     for waiting in due:
         region = None
         try:

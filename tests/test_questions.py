@@ -329,3 +329,24 @@ async def test_a_photo_answered_again_after_a_restart_is_answered_at_once_and_on
     assert result["text"].startswith(t("ru", "late")) and any(d.startswith("fu:") for _, d in buttons(result))
     await h.fake.quiet(795, n + 1, wait=1.5)  # the old row fell due meanwhile: it was forgotten, not sent
     assert await h.app.bot_data["questions"].count() == 0
+
+
+async def test_a_database_outage_is_logged_once_not_every_pass(caplog):
+    from types import SimpleNamespace
+
+    from bot.question_handlers import answer_overdue
+
+    down = [True]
+
+    async def overdue(owner, lease):
+        if down[0]:
+            raise ConnectionError("database is down")
+        return []
+
+    context = SimpleNamespace(bot_data={"questions": SimpleNamespace(overdue=overdue), "process_id": "p", "settings": SimpleNamespace(inbox_lease_s=30.0, answers_tick_s=5.0)})
+    for _ in range(4):
+        await answer_overdue(context)
+    down[0] = False
+    await answer_overdue(context)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.question_handlers"]
+    assert lines == ["could not look for unanswered questions (ConnectionError); trying every 5 s", "unanswered questions are looked for again"]
