@@ -336,6 +336,7 @@ async def test_a_database_outage_is_logged_once_not_every_pass(caplog):
 
     from bot.question_handlers import answer_overdue
 
+    caplog.set_level("INFO", logger="bot.question_handlers")
     down = [True]
 
     async def overdue(owner, lease):
