@@ -160,6 +160,19 @@ def button_tag(context: ContextTypes.DEFAULT_TYPE, user_id: int, payload: str) -
     return mac.hexdigest()[:8]
 
 
+def sign_rows(lang: str, signs: tuple[str, ...], mask: int, data) -> list[list[InlineKeyboardButton]]:
+    """One ☐/☑ toggle row per warning sign; ``data(i)`` is sign ``i``'s callback data (the
+    follow-up questions after a result and the questions before it share this)."""
+    return [[InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=data(i))] for i, sign in enumerate(signs)]
+
+
+def valid_toggle(mask_s: str, action: str, signs: int, actions: tuple[str, ...]) -> bool:
+    """A toggle button's mask (one bit per sign) and action (a sign's index, or one of ``actions``)."""
+    if not (mask_s.isdigit() and len(mask_s) <= 2 and int(mask_s) < 1 << signs):
+        return False
+    return action in actions or (action.isdigit() and len(action) == 1 and int(action) < signs)
+
+
 def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, level: str, mask: int, spot_id: int | None = None) -> InlineKeyboardMarkup:
     """The warning-sign toggles and "Done". ``level`` (``advice.ORDER``) is the photo's risk, or
     for a followed spot the strongest advice it was given: "Done" never says less than that.
@@ -167,10 +180,7 @@ def followup_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: st
     spot's latest check (its reminders and deadline follow it)."""
     payload = f"{sid}:{advice.CODES[level]}" + (f":p{spot_id}" if spot_id else "")
     tag = button_tag(context, user_id, payload)
-    rows = [
-        [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"fu:{payload}:{mask}:{i}:{tag}")]
-        for i, sign in enumerate(FOLLOWUP_SIGNS)
-    ]
+    rows = sign_rows(lang, FOLLOWUP_SIGNS, mask, lambda i: f"fu:{payload}:{mask}:{i}:{tag}")
     rows.append([InlineKeyboardButton(t(lang, "followup.done"), callback_data=f"fu:{payload}:{mask}:d:{tag}")])
     return InlineKeyboardMarkup(rows)
 
@@ -187,13 +197,9 @@ def parse_followup(context: ContextTypes.DEFAULT_TYPE, user_id: int, value: str)
     if len(parts) != 5:
         return None
     sid_s, code, mask_s, action, tag = parts
-    if not (sid_s.isdigit() and len(sid_s) <= 10 and mask_s.isdigit() and len(mask_s) <= 2):
+    if not (sid_s.isdigit() and len(sid_s) <= 10 and int(sid_s) <= MAX_SID and code in advice.BY_CODE and valid_toggle(mask_s, action, len(FOLLOWUP_SIGNS), ("d",))):
         return None
     sid, mask = int(sid_s), int(mask_s)
-    if sid > MAX_SID or mask >= 1 << len(FOLLOWUP_SIGNS) or code not in advice.BY_CODE:
-        return None
-    if action != "d" and not (action.isdigit() and len(action) == 1 and int(action) < len(FOLLOWUP_SIGNS)):
-        return None
     if not hmac.compare_digest(tag, button_tag(context, user_id, f"{sid}:{code}" + (f":{spot_s}" if spot_s else ""))):
         return None
     return sid, advice.BY_CODE[code], mask, action, int(spot_s[1:]) if spot_s else None
@@ -430,7 +436,9 @@ async def on_followup(update: Update, context: ContextTypes.DEFAULT_TYPE, value:
         spots = context.bot_data["spots"]
         try:
             if await within(spots.signs_at(update.effective_user.id, spot_id, advice.RECOMMENDED["signs"]), DB_WAIT_S):
-                context.user_data.pop("spots", None)  # (spot_handlers.spots_changed)
+                from bot.spot_handlers import spots_changed  # (it imports this module's helpers)
+
+                spots_changed(context)
         except Exception as exc:  # noqa: BLE001 - the advice below is sent either way
             log.warning("could not keep the sign with the spot (%s)", type(exc).__name__)
             storage_failed(context, "spots")

@@ -19,7 +19,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.handlers import DB_WAIT_S, MAX_SID, button_tag, maybe_ask_consent, send_result, storage_failed, user_state
+from bot.handlers import DB_WAIT_S, MAX_SID, button_tag, maybe_ask_consent, send_result, sign_rows, storage_failed, user_state, valid_toggle
 from bot.i18n import t, tn
 from bot.questions import ImageResult, Waiting
 from bot.runtime import within
@@ -36,10 +36,7 @@ BUTTONS = r"^qa:"
 
 def keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, wid: int, mask: int) -> InlineKeyboardMarkup:
     tag = button_tag(context, user_id, f"q{wid}")
-    rows = [
-        [InlineKeyboardButton(("☑ " if mask & (1 << i) else "☐ ") + t(lang, f"followup.{sign}"), callback_data=f"qa:{wid}:{mask}:{i}:{tag}")]
-        for i, sign in enumerate(SIGNS)
-    ]
+    rows = sign_rows(lang, SIGNS, mask, lambda i: f"qa:{wid}:{mask}:{i}:{tag}")
     rows.append([InlineKeyboardButton(t(lang, "ask.none"), callback_data=f"qa:{wid}:0:n:{tag}"), InlineKeyboardButton(t(lang, "ask.skip"), callback_data=f"qa:{wid}:0:s:{tag}")])
     rows.append([InlineKeyboardButton(t(lang, "followup.done"), callback_data=f"qa:{wid}:{mask}:d:{tag}")])
     return InlineKeyboardMarkup(rows)
@@ -52,9 +49,7 @@ def parse(context: ContextTypes.DEFAULT_TYPE, user_id: int, data: str) -> tuple[
     if len(parts) != 5 or parts[0] != "qa":
         return None
     _, wid_s, mask_s, action, tag = parts
-    if not (wid_s.isdigit() and len(wid_s) <= 10 and int(wid_s) <= MAX_SID and mask_s.isdigit() and len(mask_s) <= 2 and int(mask_s) < 1 << len(SIGNS)):
-        return None
-    if action not in ("d", "n", "s") and not (action.isdigit() and len(action) == 1 and int(action) < len(SIGNS)):
+    if not (wid_s.isdigit() and len(wid_s) <= 10 and int(wid_s) <= MAX_SID and valid_toggle(mask_s, action, len(SIGNS), ("d", "n", "s"))):
         return None
     if not hmac.compare_digest(tag, button_tag(context, user_id, f"q{wid_s}")):
         return None
@@ -124,7 +119,11 @@ async def on_question_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         except Exception as exc:  # noqa: BLE001 - the advice matters more than the log
             log.warning("could not store the answers (%s)", type(exc).__name__)
             storage_failed(context, "followup")
-    await deliver(context, waiting, lang, st.get("region"), answers)
+    try:
+        await deliver(context, waiting, lang, st.get("region"), answers)
+    except TelegramError:  # the overdue pass sends it (from the photo alone) instead of waiting out the lease
+        await bd["questions"].release(waiting.id, bd["process_id"])
+        raise
     await maybe_ask_consent(update, context, st)
 
 

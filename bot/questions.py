@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, delete, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage import Base, Storage, now
@@ -145,7 +145,7 @@ class Questions:
 
     async def count(self) -> int:
         async with self.storage.sessions() as s:
-            return len(list(await s.scalars(select(WaitingAnswers.id))))
+            return await s.scalar(select(func.count()).select_from(WaitingAnswers))
 
     def _seal(self, box: dict) -> str:
         return self.fernet.encrypt(json.dumps(box).encode()).decode()

@@ -73,6 +73,15 @@ async def replied_spot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
         return None
 
 
+def _flag(parts: list[str], n: int, flags: tuple[str, ...]) -> str | None:
+    """The unsigned suffix of a button with ``n`` signed parts: "" without one, the suffix if it
+    is one of ``flags``, else None (refused). A suffix only ever makes advice stronger or skips
+    asking twice, so it needs no tag."""
+    if len(parts) == n:
+        return ""
+    return parts[n] if len(parts) == n + 1 and parts[n] in flags else None
+
+
 def result_buttons(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, sid: int, result, spots: list, signs: bool = False, answered: bool = False) -> list[list[InlineKeyboardButton]]:
     """Rows for an accepted result's keyboard: "remind me…", and "this is spot X" when the user
     follows spots. For moderate/high the reminder is "if I have not seen a doctor": it comes
@@ -137,17 +146,16 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     parts = value.split(":")
     if kind != "rm":
         spots_changed(context)
-    if kind == "rm" and (len(parts) == 4 or parts[4:] == ["s"]) and (parsed := _parse(context, uid, parts[:3], parts[3])):
-        signs = len(parts) == 5 or signs_ticked(context, uid, query.message)
+    if kind == "rm" and (flag := _flag(parts, 4, ("s",))) is not None and (parsed := _parse(context, uid, parts[:3], parts[3])):
+        signs = flag == "s" or signs_ticked(context, uid, query.message)
         await ask_when(query, lang, ":".join(parts[:3]), parts[3], parsed[1], signs)
     elif kind == "rt" and len(parts) == 5 and parts[3] in OLD_MONTHS and (parsed := _parse(context, uid, parts[:3], parts[4])):
         # A button from before the reminders followed the level (months only): ask again.
         await ask_when(query, lang, ":".join(parts[:3]), parts[4], parsed[1])
-    elif kind == "rt" and (len(parts) == 5 or parts[5:] == ["s"]) and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1]) or advice.parse_period(parts[3], "signs")):
-        # (the signs intervals are offered when a sign was ticked: sooner is never weaker; the
-        # unsigned ":s" only ever makes the spot's advice stronger)
+    elif kind == "rt" and (flag := _flag(parts, 5, ("s",))) is not None and (parsed := _parse(context, uid, parts[:3], parts[4])) and (period := advice.parse_period(parts[3], parsed[1]) or advice.parse_period(parts[3], "signs")):
+        # (the signs intervals are offered when a sign was ticked: sooner is never weaker)
         sid, risk, malignancy = parsed
-        signs = len(parts) == 6
+        signs = flag == "s"
         await query.edit_message_reply_markup(None)
         try:
             _, reminder = await within(spots.create(uid, query.message.chat_id, lang, risk, malignancy, sid, period, signs=signs), DB_WAIT_S)
@@ -163,11 +171,11 @@ async def on_spot_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         except Exception as exc:  # noqa: BLE001
             log.warning("could not remember the naming prompt (%s)", type(exc).__name__)
             storage_failed(context, "spots")
-    elif kind == "sp" and (len(parts) == 5 or parts[5:] in (["s"], ["a"])) and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
+    elif kind == "sp" and (flag := _flag(parts, 5, ("s", "a"))) is not None and parts[0].isdigit() and (parsed := _parse(context, uid, parts[1:4], parts[4], prefix=parts[0] + ":")):
         sid, risk, malignancy = parsed
         await query.edit_message_reply_markup(None)  # its follow-up questions move to the comparison
-        signs = parts[5:] == ["s"] or signs_ticked(context, uid, query.message)
-        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None, signs=signs, asked=len(parts) == 6)
+        signs = flag == "s" or signs_ticked(context, uid, query.message)
+        await compare(update, context, st, int(parts[0]), risk, malignancy, sid, None, signs=signs, asked=bool(flag))
     elif kind == "ss" and value.isdigit():
         if spot := await spots.stop(uid, int(value)):
             await query.edit_message_reply_markup(None)
