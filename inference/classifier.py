@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,11 @@ def _without_delegate_notice():
 class Prediction:
     probabilities: np.ndarray  # (len(CLASSES),) calibrated softmax
     skin: float  # probability that the photo is a close-up of skin
+    features: np.ndarray | None = None  # the feature member's pooled vector (modality head's input)
+
+
+#: The pooled tensor every member's diagnosis and skin heads read (global average pooling).
+POOL_TENSOR = "pool_1/Mean"
 
 
 ModelSource = bytes | str | Path
@@ -71,6 +77,7 @@ class Classifier:
         colour_constancy: bool,
         threads_per_interpreter: int = 1,
         skin_members: Sequence[int] | None = None,
+        features_member: int | None = None,
     ):
         members = [model] if isinstance(model, bytes | str | Path) else list(model)
         if not members:
@@ -82,11 +89,19 @@ class Classifier:
         # No default: it must match training, so it comes from the model card.  A default of "on"
         # once gave wrong probabilities when a script forgot it for a model trained without it.
         self.colour_constancy = colour_constancy
+        # The modality head reads one member's pooled features: the tensor is inside the graph,
+        # so that member's interpreter keeps its intermediate tensors (measured: same speed,
+        # a few MB more; ``inference.benchmark`` prints it).
+        if features_member is not None and not 0 <= features_member < len(members):
+            raise ValueError(f"features member {features_member} is not among the {len(members)} model files")
+        self.features_member = features_member
         self._threads = threads_per_interpreter
         self._local = threading.local()
         # Fail at load time, not on the first user's photo; tensor indices are the same for every
         # interpreter built from these bytes, so they are resolved once here, not per photo.
-        self._indices = [self._resolve(it) for it in self._interpreters()]
+        its = self._interpreters()
+        self._indices = [self._resolve(it) for it in its]
+        self._feature_index = None if features_member is None else self._pool_index(its[features_member])
 
     @property
     def model_bytes(self) -> tuple[bytes, ...]:
@@ -102,8 +117,10 @@ class Classifier:
         if its is None:
             its = []
             for model in self._models:
-                with _without_delegate_notice():
-                    it = Interpreter(model_content=model, num_threads=self._threads)
+                keep = len(its) == self.features_member
+                with _without_delegate_notice(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+                    it = Interpreter(model_content=model, num_threads=self._threads, experimental_preserve_all_tensors=keep)
                     it.allocate_tensors()
                 its.append(it)
             self._local.interpreters = its
@@ -121,6 +138,13 @@ class Classifier:
             raise ValueError(f"model outputs {sorted(outputs)} do not match {len(CLASSES)} classes + skin")
         return inp["index"], outputs[len(CLASSES)], outputs[1]
 
+    @staticmethod
+    def _pool_index(it: Interpreter) -> int:
+        found = [d["index"] for d in it.get_tensor_details() if d["name"].endswith(POOL_TENSOR) and len(d["shape"]) == 2]
+        if len(found) != 1:
+            raise ValueError(f"the features member has {len(found)} tensors named *{POOL_TENSOR}, expected one")
+        return found[0]
+
     def predict(self, rgb: np.ndarray) -> Prediction:
         """RGB uint8 image of any size → calibrated class probabilities and skin score."""
         return self.predict_input(self.prepare(rgb))
@@ -132,6 +156,7 @@ class Classifier:
         batch = x[None].astype(np.float32, copy=False)
         probs = np.zeros(len(CLASSES))
         skin = 0.0
+        features = None
         for i, (it, (inp, out_probs, out_skin)) in enumerate(zip(self._interpreters(), self._indices, strict=True)):
             it.set_tensor(inp, batch)
             it.invoke()
@@ -139,4 +164,6 @@ class Classifier:
             probs += p / p.sum()
             if i in self.skin_members:
                 skin += float(it.get_tensor(out_skin)[0][0])
-        return Prediction(probs / len(self._models), skin / len(self.skin_members))
+            if i == self.features_member:
+                features = it.get_tensor(self._feature_index)[0].astype(np.float32)
+        return Prediction(probs / len(self._models), skin / len(self.skin_members), features)

@@ -70,9 +70,20 @@ class ModelCard:
         skin_members = gate if len(gate) < len(members) else None
         return cls(card["version"], RiskThresholds(float(t["low"]), float(t["high"])), float(t["skin"]), colour_constancy, card, members, skin_members)
 
-    def classifier(self, models: ModelSource | Sequence[ModelSource]) -> Classifier:
-        """A classifier for this card's model file(s), with the card's colour handling and gate."""
-        return Classifier(models, colour_constancy=self.colour_constancy, skin_members=self.skin_members)
+    @property
+    def features_member(self) -> int:
+        """The member whose pooled features the modality head reads: the (first) skin gate."""
+        return (self.skin_members or (0,))[0]
+
+    def classifier(self, models: ModelSource | Sequence[ModelSource], features: bool = False) -> Classifier:
+        """A classifier for this card's model file(s), with the card's colour handling and gate;
+        ``features`` also returns the gate member's pooled features."""
+        return Classifier(
+            models,
+            colour_constancy=self.colour_constancy,
+            skin_members=self.skin_members,
+            features_member=self.features_member if features else None,
+        )
 
 
 class Screener:
@@ -84,7 +95,7 @@ class Screener:
         self.quality = quality
 
     @classmethod
-    def load(cls, model: str | Path | None = None, card: str | Path | None = None) -> Screener:
+    def load(cls, model: str | Path | None = None, card: str | Path | None = None, features: bool = False) -> Screener:
         """The shipped model, or ``model`` (a .tflite) with ``card`` (default: the card beside it).
         An ensemble's card names its own files: then ``card`` alone is enough."""
         model_path = Path(model) if model else None
@@ -92,7 +103,7 @@ class Screener:
         model_card = ModelCard.read(card_path)
         # An ensemble's thresholds belong to the average, never to one member: the card decides.
         files = [card_path.with_name(m) for m in model_card.members] or [model_path or card_path.with_name("model.tflite")]
-        return cls(model_card.classifier(files), model_card)
+        return cls(model_card.classifier(files, features=features), model_card)
 
     @property
     def version(self) -> str:

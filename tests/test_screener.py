@@ -122,3 +122,18 @@ def test_the_benchmark_loads_a_model_by_tflite_folder_or_card():
     folder = ROOT / "inference" / "model"
     for loaded in (load(None), load(folder), load(folder / "model_card.json")):
         assert loaded.version == shipped.version and loaded.classifier.members == shipped.classifier.members
+
+
+def test_pooled_features_come_with_unchanged_probabilities(screener):
+    """The modality study reads the gate member's pooled tensor; keeping its interpreter's
+    intermediate tensors must not change what the model answers, and the vector must belong to
+    the photo (not a stale buffer from the previous one)."""
+    with_features = Screener.load(features=True).classifier
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(0, 255, (300, 300, 3), dtype=np.uint8) for _ in range(2))
+    pa, pb, pa2 = with_features.predict(a), with_features.predict(b), with_features.predict(a)
+    assert pa.features is not None and pa.features.shape == (1280,)
+    assert np.array_equal(pa.features, pa2.features) and not np.allclose(pa.features, pb.features)
+    plain = screener.classifier.predict(a)
+    assert plain.features is None
+    np.testing.assert_allclose(plain.probabilities, pa.probabilities, atol=1e-6)
