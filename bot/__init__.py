@@ -3,5 +3,5 @@
 import os
 
 # python-telegram-bot 22.2+ warns on every ``RetryAfter.retry_after`` read unless the project
-# opts in to the coming ``timedelta`` type; the bot's code handles both (bot.runtime.seconds).
+# opts in to the coming ``timedelta`` type; the bot's code handles both (bot.infra.runtime.seconds).
 os.environ.setdefault("PTB_TIMEDELTA", "true")

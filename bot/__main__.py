@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.runtime import StartupError, data_dir_problem, retry, secure_data_dir, setup_logging
+from bot.infra.runtime import StartupError, data_dir_problem, retry, secure_data_dir, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(command: str, settings) -> int:
-    from bot.migrate import upgrade
+    from bot.infra.migrate import upgrade
 
     folder = settings.data_dir.resolve()
     problem = data_dir_problem(folder)
@@ -62,11 +62,11 @@ def run(command: str, settings) -> int:
 
     app = build_application(settings)
     if settings.webhook_url:
-        from bot.webhook import serve_webhook
+        from bot.infra.webhook import serve_webhook
 
         asyncio.run(serve_webhook(app, settings, ALLOWED_UPDATES))
     else:
-        from bot.intake import Intake, serve
+        from bot.infra.intake import Intake, serve
 
         asyncio.run(serve(app, Intake(app, ALLOWED_UPDATES)))
     return 0
@@ -75,7 +75,7 @@ def run(command: str, settings) -> int:
 def check_secret(settings) -> int:
     """The pseudonym secret belongs to this database, or the bot does not start (never silently
     regenerated: a new secret would orphan every stored user). Returns the number of users."""
-    from bot.storage import SecretMismatch, Storage
+    from bot.infra.storage import SecretMismatch, Storage
 
     secret, created = settings.load_secret()
 

@@ -5,10 +5,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import bot.questions  # noqa: F401  (registers the results waiting for answers)
-import bot.review  # noqa: F401  (registers the verdicts table)
-import bot.spots  # noqa: F401  (registers spots, checks, reminders)
-from bot.storage import Base
+import bot.admin.review  # noqa: F401  (registers the verdicts table)
+import bot.questions.store  # noqa: F401  (registers the results waiting for answers)
+import bot.spots.store  # noqa: F401  (registers spots, checks, reminders)
+from bot.infra.storage import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -110,7 +110,7 @@ class BotHarness:
 
     @property
     def storage(self):
-        return self.app.bot_data["storage"]
+        return self.app.bot_data.storage
 
 
 @pytest.fixture
@@ -119,8 +119,8 @@ async def bot_factory(tmp_path, screener):
     import asyncio
 
     from bot.app import ALLOWED_UPDATES, build_application
-    from bot.intake import Intake
-    from bot.migrate import upgrade
+    from bot.infra.intake import Intake
+    from bot.infra.migrate import upgrade
 
     from .fake_telegram import FakeTelegram
 

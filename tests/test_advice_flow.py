@@ -11,9 +11,9 @@ import dataclasses
 
 import pytest
 
-from bot import advice
-from bot.advice import STRENGTH, advice_text, next_step
 from bot.i18n import LANGUAGES, t
+from bot.medical import advice
+from bot.medical.advice import STRENGTH, advice_text, next_step
 from inference import Screener
 from inference.labels import MALIGNANT
 from inference.risk import RiskThresholds
@@ -239,7 +239,7 @@ async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang)
     async with sender.storage.sessions() as s:
         from sqlalchemy import select
 
-        from bot.spots import PENDING, Reminder
+        from bot.spots.store import PENDING, Reminder
 
         pending = {r.user_pseudonym: r for r in await s.scalars(select(Reminder).where(Reminder.status == PENDING))}
     for (before, now_), uid in users.items():
@@ -247,7 +247,7 @@ async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang)
         row = pending[sender.storage.pseudonym(uid)]
         due = row.due_at.replace(tzinfo=None)
         # the spot's own interval, or the signs interval from the tick if that is sooner
-        now_at = sender.app.bot_data["spots"].clock().replace(tzinfo=None)
+        now_at = sender.app.bot_data.spots.clock().replace(tzinfo=None)
         expected = min(advice.add_period(now_at, advice.RECOMMENDED[spot_level(before, now_)]), advice.add_period(now_at, advice.RECOMMENDED["signs"]))
         assert abs((due - expected).total_seconds()) < 120, f"{before}->{now_}: next reminder at {level}'s interval"
     later(sender, 300)

@@ -12,10 +12,10 @@ import tarfile
 
 import pytest
 
-from bot.admin import main
+from bot.admin.cli import main
 from bot.config import Settings
-from bot.migrate import upgrade
-from bot.storage import CONSENT_YES, Storage
+from bot.infra.migrate import upgrade
+from bot.infra.storage import CONSENT_YES, Storage
 
 from .conftest import jpeg_bytes, skin_with_spot
 from .proxy import NO_POSTGRES, POSTGRES, fresh_postgres

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.advice import advice_text
 from bot.i18n import LANGUAGES, t, tn
-from bot.storage import NOTICE_VERSION, Submission, User
+from bot.infra.storage import NOTICE_VERSION, Submission, User
+from bot.medical.advice import advice_text
 
 from .conftest import jpeg_bytes, needs_shared, real_images, skin_with_spot
 from .fake_telegram import buttons
@@ -31,7 +31,7 @@ def lesion_jpeg(i: int = 0, gps: bool = False) -> bytes:
 
 def accepted_photo(harness, start: int = 0) -> tuple[int, bytes]:
     """Index and bytes of a PAD photo the shipped model accepts (found once, not hard-coded)."""
-    screener = harness.app.bot_data["screener"]
+    screener = harness.app.bot_data.screener
     for i in range(start, 12):
         data = lesion_jpeg(i)
         if screener.screen(data).accepted:
@@ -248,7 +248,7 @@ async def test_region_by_button_and_by_location(bot_factory, lang):
     assert len(buttons(prompt)) == 20
     h.fake.press(70, prompt, "region:karaganda", lang)
     (r,) = await h.fake.replies(70, 1, since=n + 2)
-    directory = h.app.bot_data["directory"]
+    directory = h.app.bot_data.directory
     assert directory.get("karaganda").name(lang) in r["text"] and "103" in r["text"]
     labels = [b[0] for b in buttons(prompt)]
     assert labels == sorted(labels, key=str.casefold), "region buttons are sorted by the localised name"
@@ -359,12 +359,12 @@ async def test_a_crash_gets_a_polite_localized_answer(bot_factory):
     async def explode(*a, **kw):
         raise RuntimeError("boom")
 
-    real = h.app.bot_data["pool"]
-    h.app.bot_data["pool"] = type("Broken", (), {"screen": explode})()
+    real = h.app.bot_data.pool
+    h.app.bot_data.pool = type("Broken", (), {"screen": explode})()
     h.fake.send_photo(95, jpeg_bytes(skin_with_spot()), "kk")
     (r,) = await h.fake.replies(95, 1, since=n)
     assert r["text"] == t("kk", "error") and "boom" not in r["text"]
-    h.app.bot_data["pool"] = real
+    h.app.bot_data.pool = real
 
 
 async def test_a_photo_without_start_is_answered_then_consent_is_asked_once(bot_factory):
@@ -383,7 +383,7 @@ async def test_a_photo_without_start_is_answered_then_consent_is_asked_once(bot_
 
 
 def test_rate_limiter_forgets_idle_users():
-    from bot.ratelimit import RateLimiter
+    from bot.infra.ratelimit import RateLimiter
 
     limiter = RateLimiter(limit=2, window_s=0.0)
     for uid in range(10_050):

@@ -81,7 +81,7 @@ def test_a_new_secret_for_a_database_with_users_is_refused(tmp_path):
     import asyncio
 
     from bot.config import Settings
-    from bot.storage import Storage
+    from bot.infra.storage import Storage
 
     data = tmp_path / "data"
     clean = {"DATA_DIR": str(data)}

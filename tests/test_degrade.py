@@ -25,7 +25,6 @@ async def test_a_database_that_is_down_still_gets_the_screening_quickly(bot_fact
     n = await start_user(h, 4141, "ru", "yes")
     down = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/gone")
     h.storage.engine, h.storage.sessions = down, async_sessionmaker(down, expire_on_commit=False)
-    h.app.bot_data.pop("user_data", None)
     t0 = time.monotonic()
     h.fake.send_photo(4242, photo, "kk")  # a new user: their state cannot be read
     h.fake.send_photo(4141, photo, "ru")  # a consenting user: nothing can be kept
@@ -57,18 +56,18 @@ def small_disk(tmp_path):
 
 async def test_a_full_disk_never_promises_storage_that_does_not_work(bot_factory, small_disk):
     h = await bot_factory(data_dir=small_disk)
-    h.app.bot_data["storage_checker"].cancel()
+    h.app.bot_data.storage_checker.cancel()
     # Fill the disk: the periodic check notices (here: run it once by hand).
     with open(small_disk / "filler", "wb") as fh:
         try:
             fh.write(b"\0" * 8 * 2**20)
         except OSError:
             pass
-    from bot.runtime import data_dir_problem
+    from bot.infra.runtime import data_dir_problem
 
     problem = data_dir_problem(small_disk)
     assert problem and ("free" in problem or "not writable" in problem)
-    h.app.bot_data["storage_ok"] = problem is None
+    h.app.bot_data.storage_ok = problem is None
     n = await start_user(h, 88, "ru", None)
     h.fake.press(88, h.fake.sent[88][1], "consent:yes", "ru")
     (confirm,) = await h.fake.replies(88, 1, since=n)

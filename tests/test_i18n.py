@@ -101,7 +101,7 @@ def test_times_are_shown_in_kazakhstan_local_time():
 
 
 def test_intervals_are_filled_into_the_advice_in_every_language():
-    from bot.advice import HIGH_WITHIN_WEEKS, LOW_RECHECK_MONTHS, advice_text
+    from bot.medical.advice import HIGH_WITHIN_WEEKS, LOW_RECHECK_MONTHS, advice_text
 
     assert f"within {HIGH_WITHIN_WEEKS} weeks" in advice_text("en", "next.high")
     assert f"в течение {HIGH_WITHIN_WEEKS} недель" in advice_text("ru", "next.high")
@@ -114,8 +114,8 @@ def test_intervals_are_filled_into_the_advice_in_every_language():
 def test_low_with_a_warning_sign_has_one_deadline_from_advice_py(lang):
     """#21: "low + a warning sign" said "without waiting 3 months" (en) and "immediately" (ru/kk);
     every language now says the one signs interval from bot/advice.py, and nothing else."""
-    from bot.advice import SIGNS_WITHIN_WEEKS, advice_text
     from bot.i18n import tn
+    from bot.medical.advice import SIGNS_WITHIN_WEEKS, advice_text
 
     within = tn(lang, "period.within_weeks", SIGNS_WITHIN_WEEKS)
     for key in ("next.low", "followup.low_none"):
@@ -142,3 +142,31 @@ def test_high_risk_wording_is_not_categorical():
     assert "міндетті түрде" in t("kk", "result.high")
     for lang, phrase in (("en", "Low risk is not no risk"), ("ru", "не значит нулевой"), ("kk", "мүлде жоқ екенін білдірмейді")):
         assert phrase in t(lang, "result.low")
+
+
+def test_every_language_of_the_table_has_its_pieces():
+    """Adding a language is one row in ``bot.i18n.TABLE``, its catalogue and its region names;
+    this names whichever piece is missing."""
+    from importlib import resources
+
+    from bot.i18n import TABLE
+    from bot.medical import referral
+
+    directory = referral.load()
+    for lang in TABLE:
+        po = resources.files("bot.i18n") / "locales" / lang.code / "LC_MESSAGES" / "messages.po"
+        assert po.is_file(), f"{lang.code}: no catalogue at bot/i18n/locales/{lang.code}/LC_MESSAGES/messages.po"
+        assert lang.native and lang.in_text, f"{lang.code}: no native name in bot.i18n.TABLE"
+        for region in directory.regions:
+            assert region.name(lang.code) and region.city(lang.code), f"{lang.code}: region {region.id} has no name"
+
+
+def test_a_region_without_a_languages_name_is_refused_by_name():
+    import pytest
+    from pydantic import ValidationError
+
+    from bot.medical.referral import Names
+
+    with pytest.raises(ValidationError, match="no name in kk"):
+        Names.model_validate({"ru": "Алматы", "en": "Almaty"})
+    assert Names.model_validate({"kk": "Алматы", "ru": "Алматы", "en": "Almaty"})("kk") == "Алматы"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.admin_handlers import case_text, stats_text
+from bot.admin.handlers import case_text, stats_text
+from bot.admin.review import Case, Verdict
 from bot.i18n import LANGUAGES, catalog, t
-from bot.review import Case, Verdict
-from bot.storage import Submission
+from bot.infra.storage import Submission
 
 #: The words for what a reminder keeps and for the spots, per language.
 CHAT_ID = {"en": "chat id", "ru": "номер чата", "kk": "чат нөмір"}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.storage import CONSENT_YES, Storage, Submission
+from bot.infra.storage import CONSENT_YES, Storage, Submission
 
 from .bot_process import BotProcess, bot_env
 from .conftest import needs_shared
@@ -75,7 +75,7 @@ async def submissions(db_url: str) -> list[tuple[str, int]]:
 
 
 async def consent(db_url: str, users: list[int]) -> Storage:
-    from bot.migrate import upgrade
+    from bot.infra.migrate import upgrade
 
     await asyncio.to_thread(upgrade, db_url)
     s = Storage(db_url, __import__("pathlib").Path("/nonexistent"), PSEUDONYM_SECRET.encode())

@@ -11,10 +11,10 @@ import asyncio
 
 import pytest
 
-from bot import advice
-from bot.advice import advice_text, next_step
 from bot.i18n import LANGUAGES, t, tn
-from bot.question_handlers import SIGNS
+from bot.medical import advice
+from bot.medical.advice import advice_text, next_step
+from bot.questions.handlers import SIGNS
 
 from .conftest import needs_shared
 from .fake_telegram import buttons
@@ -63,14 +63,17 @@ async def test_questions_come_first_and_a_ticked_sign_raises_the_result(bot_fact
 
     screen = await toggle(h, 700, screen, SIGNS.index("grew"), lang)
     assert [label for label, _ in buttons(screen)][SIGNS.index("grew")] == "☑ " + t(lang, "followup.grew")
+    assert t(lang, "ask.none") not in [label for label, _ in buttons(screen)]  # it would throw the tick away
+    screen = await toggle(h, 700, screen, SIGNS.index("elevated"), lang)
     h.fake.press(700, screen, action(screen, "d"), lang)
     (result,) = await h.fake.replies(700, 1, since=n)
     text = result["text"]
     assert result["reply_to"] == photo_id
     assert text.startswith(t(lang, "result.low").split("\n")[0])  # the photo's own level is still said
-    grew = t(lang, "followup.grew")
-    assert t(lang, "ask.noted", signs=grew[:1].lower() + grew[1:]) in text
-    # low photo + a sign: "see a doctor within 2 weeks", the full referral, never "keep watching"
+    grew, raised = t(lang, "followup.grew"), t(lang, "followup.elevated")
+    assert t(lang, "ask.noted", signs=grew[:1].lower() + grew[1:] + "; " + raised[:1].lower() + raised[1:]) in text
+    # low photo + raised and grown (suggests nodular melanoma, NG12): "see a doctor within 2 weeks",
+    # the full referral, never "keep watching"
     assert advice_text(lang, "followup.raised") in text and "103" in text
     assert advice_text(lang, "next.low") not in text
     assert t(lang, "disclaimer") in text
@@ -96,30 +99,52 @@ async def test_questions_come_first_and_a_ticked_sign_raises_the_result(bot_fact
 @pytest.mark.parametrize("risk", ["low", "moderate", "high"])
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_every_answer_keeps_at_least_the_photos_advice(bot_factory, screener, lang, risk):
-    """risk level × {a sign, none of these, skip}: never weaker than the photo's next step."""
+    """risk level × every score band of the weighted 7-point checklist (urgent by score, urgent
+    by "raised and grown", minor, "raised" alone) × none of these × skip (with and without a
+    tick): never weaker than the photo's next step, and a tick is never thrown away."""
     h = await bot_factory(forced(screener, risk), answers_wait_s=60)
     photo = benign_top_photo(screener)
     required = next_step(risk).strength
-    for uid, outcome in enumerate(("sign", "none", "skip"), start=710):
+    ticks = {
+        "urgent": ("changed", "itched"),  # 2 + 1 = 3 points
+        "nodular": ("elevated", "grew"),  # 2 points, but raised and grown
+        "minor": ("itched", "hurt", "wide"),  # one sensation item + diameter = 2 points
+        "raised": ("elevated",),  # a state, not a change: 0 points
+        "none": (),
+        "skip": (),
+        "skip_ticked": ("bled", "changed", "inflamed"),  # 1 + 2 + 1: «Skip» counts them
+    }
+    for uid, (outcome, signs) in enumerate(ticks.items(), start=710):
         n, screen, _ = await ask(h, uid, lang, photo)
-        if outcome == "sign":
-            screen = await toggle(h, uid, screen, SIGNS.index("elevated"), lang)
-            h.fake.press(uid, screen, action(screen, "d"), lang)
-        else:
-            h.fake.press(uid, screen, action(screen, "n" if outcome == "none" else "s"), lang)
+        for sign in signs:
+            screen = await toggle(h, uid, screen, SIGNS.index(sign), lang)
+        act = {"none": "n", "skip": "s", "skip_ticked": "s"}.get(outcome, "d")
+        h.fake.press(uid, screen, action(screen, act), lang)
         (result,) = await h.fake.replies(uid, 1, since=n)
         await h.fake.quiet(uid, n + 1, wait=0.2)
         text = result["text"]
         assert text.startswith(t(lang, f"result.{risk}").split("\n")[0])
         assert strongest_advice(lang, text) >= required, f"{lang} {risk} {outcome}: weaker than the photo's advice"
         fu = [d for _, d in buttons(result) if d.startswith("fu:")]
-        if outcome == "sign" and risk == "high":  # urgent, oncologist: the high wording stays
+        urgent = outcome in ("urgent", "nodular", "skip_ticked")
+        if urgent and risk == "high":  # urgent, oncologist: the high wording stays
             assert t(lang, "followup.signs_high") in text and advice_text(lang, "next.high") in text
-        elif outcome == "sign":
+        elif urgent:
             assert advice_text(lang, "followup.raised") in text
+        if outcome == "minor" and risk == "low":  # at least a dermatologist within a month, reassured
+            assert t(lang, "ask.minor") in text and advice_text(lang, "next.moderate") in text
+            assert advice_text(lang, "followup.raised") not in text
+        elif outcome == "minor":
+            assert t(lang, "followup.stands") in text and advice_text(lang, f"next.{risk}") in text
+        if outcome == "raised":  # asked and said back, but alone it raises nothing
+            raised = t(lang, "followup.elevated")
+            assert t(lang, "ask.noted", signs=raised[:1].lower() + raised[1:]) in text
+            assert advice_text(lang, f"next.{risk}") in text and advice_text(lang, "followup.raised") not in text
+        if signs:
+            assert t(lang, "ask.noted_none") not in text, f"{outcome}: a tick was thrown away"
         if outcome == "none":
             assert t(lang, "ask.noted_none") in text and advice_text(lang, f"next.{risk}") in text
-        if outcome == "skip":  # today's image-only result, with the follow-up questions under it
+        if outcome == "skip":  # nothing ticked: today's image-only result, with the follow-up questions under it
             assert t(lang, "ask.noted_none") not in text and t(lang, "followup.question") in text and fu
         else:
             assert not fu
@@ -140,9 +165,13 @@ async def test_no_answer_gives_the_photo_only_result_and_a_late_press_is_told(bo
     h.fake.press(720, screen, action(screen, "d"), lang)
     (already,) = await h.fake.replies(720, 1, since=n + 1)
     assert already["text"] == t(lang, "ask.already")
-    await h.fake.quiet(720, n + 2)
-    assert await h.app.bot_data["questions"].count() == 0
-    registry = h.app.bot_data["metrics"].registry
+    # a late «Done» with ticks says plainly that they were not counted, and where to tick them
+    h.fake.press(720, screen, action(screen, "d").replace(":0:d:", ":4:d:"), lang)
+    (already,) = await h.fake.replies(720, 1, since=n + 2)
+    assert already["text"] == t(lang, "ask.already_ticks")
+    await h.fake.quiet(720, n + 3)
+    assert await h.app.bot_data.questions.count() == 0
+    registry = h.app.bot_data.metrics.registry
     assert [registry.get_sample_value("bot_questions_total", {"outcome": o}) for o in ("asked", "timeout")] == [1.0, 1.0]
 
 
@@ -156,6 +185,7 @@ async def test_an_album_gets_one_screen_per_photo_each_answered_on_its_own(bot_f
     by_photo = {s["reply_to"]: s for s in screens}
     # the second photo: a sign; the first: none; the third: skip
     second = await toggle(h, 730, by_photo[ids[1]], SIGNS.index("bled"), "ru")
+    second = await toggle(h, 730, second, SIGNS.index("grew"), "ru")  # 1 + 2 points: within 2 weeks
     h.fake.press(730, second, action(second, "d"), "ru")
     h.fake.press(730, by_photo[ids[0]], action(by_photo[ids[0]], "n"), "ru")
     h.fake.press(730, by_photo[ids[2]], action(by_photo[ids[2]], "s"), "ru")
@@ -177,10 +207,10 @@ async def test_forged_and_foreign_buttons_are_refused(bot_factory, screener):
     wid, tag = done.split(":")[1], done.split(":")[4]
     h.fake.press(741, screen, done, "en")  # another user presses this user's button
     h.fake.press(740, screen, f"qa:{int(wid) + 1}:0:d:{tag}", "en")  # someone else's waiting result
-    h.fake.press(740, screen, f"qa:{wid}:99:d:{tag}", "en")  # an impossible mask
+    h.fake.press(740, screen, f"qa:{wid}:{1 << len(SIGNS)}:d:{tag}", "en")  # an impossible mask
     await asyncio.sleep(0.5)
     assert not h.fake.sent[741] and len(h.fake.sent[740]) == n
-    assert await h.app.bot_data["questions"].count() == 1
+    assert await h.app.bot_data.questions.count() == 1
     h.fake.press(740, screen, done, "en")
     (result,) = await h.fake.replies(740, 1, since=n)
     assert advice_text("en", "next.high") in result["text"]
@@ -189,12 +219,12 @@ async def test_forged_and_foreign_buttons_are_refused(bot_factory, screener):
 async def test_delete_removes_a_waiting_result(bot_factory, screener):
     h = await bot_factory(forced(screener, "moderate"), answers_wait_s=60)
     n, screen, _ = await ask(h, 750, "kk", benign_top_photo(screener))
-    assert await h.app.bot_data["questions"].count() == 1
+    assert await h.app.bot_data.questions.count() == 1
     h.fake.send_text(750, "/delete", "kk")
     (confirm,) = await h.fake.replies(750, 1, since=n)
     h.fake.press(750, confirm, "delete:yes", "kk")
     await h.fake.replies(750, 1, since=n + 1)
-    assert await h.app.bot_data["questions"].count() == 0
+    assert await h.app.bot_data.questions.count() == 0
 
 
 async def test_the_questions_off_answer_at_once(bot_factory, screener):
@@ -219,25 +249,52 @@ async def test_privacy_says_what_waits_and_for_how_long(bot_factory, screener):
     assert t("en", "privacy.questions", wait_max=tn("en", "period.up_to_minutes", 3)) in text  # 120 s + the 30 s claim lease
 
 
-def test_with_answers_raises_and_never_lowers():
+def test_with_answers_grades_by_the_weighted_checklist_and_never_lowers():
+    """NICE NG12's weighted 7-point checklist: every combination of the signs asked, against the
+    score computed by hand from the published points."""
+    import itertools
+
+    points = {"size": 2, "shape_colour": 2, "diameter": 1, "inflammation": 1, "oozing": 1, "sensation": 1}
+    assert advice.CHECKLIST_POINTS == points and advice.URGENT_SCORE == 3
     for risk in ("low", "moderate", "high"):
         own = next_step(risk)
         assert advice.with_answers(risk, None) == (None, own)
         assert advice.with_answers(risk, dict.fromkeys(SIGNS, False)) == (None, own)
-        for sign in SIGNS:
-            preface, step = advice.with_answers(risk, {s: s == sign for s in SIGNS})
-            assert step.strength >= max(own.strength, advice.STRENGTH["followup.raised"] if risk != "high" else 2)
-            assert step.key == ("next.high" if risk == "high" else "followup.raised")
-            assert preface == ("followup.signs_high" if risk == "high" else None)
+        for ticked in itertools.chain.from_iterable(itertools.combinations(SIGNS, k) for k in range(1, 4)):
+            answers = {s: s in ticked for s in SIGNS}
+            score = sum(points[i] for i in {advice.SIGN_ITEMS[s] for s in ticked} - {None})
+            urgent = score >= 3 or {"elevated", "grew"} <= set(ticked)
+            preface, step = advice.with_answers(risk, answers)
+            assert step.strength >= own.strength, (risk, ticked)
+            if urgent:
+                assert step.key == ("next.high" if risk == "high" else "followup.raised"), (risk, ticked)
+                assert preface == ("followup.signs_high" if risk == "high" else None)
+            elif score:
+                assert step.key == ("next.moderate" if risk == "low" else own.key), (risk, ticked)
+                assert preface == ("ask.minor" if risk == "low" else "followup.stands")
+            else:
+                assert (preface, step) == (None, own), (risk, ticked)
+
+
+def test_sign_masks_of_every_length_are_read():
+    """A mask over 2 digits (the 7th sign and on) is a valid toggle: before, «Done» with such a
+    mask was refused without a word."""
+    from bot.core.buttons import valid_toggle
+
+    full = (1 << len(SIGNS)) - 1
+    assert len(str(full)) == 3
+    assert valid_toggle(str(full), "d", len(SIGNS), ("d",)) and valid_toggle("0", str(len(SIGNS) - 1), len(SIGNS), ())
+    assert not valid_toggle(str(full + 1), "d", len(SIGNS), ("d",)) and not valid_toggle("0", str(len(SIGNS)), len(SIGNS), ())
 
 
 def test_questions_store_claims_once(tmp_path):
     """Two processes pressing / timing out the same waiting result: only one claims it; a
     claim whose process died is taken over after the lease."""
-    from bot.migrate import upgrade
-    from bot.questions import ImageResult, Questions
-    from bot.spots import fernet_key
-    from bot.storage import Storage
+    from bot.infra.migrate import upgrade
+    from bot.infra.storage import Storage
+    from bot.questions.store import Questions
+    from bot.spots.store import fernet_key
+    from inference import ScreeningResult
 
     async def run():
         url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
@@ -247,7 +304,7 @@ def test_questions_store_claims_once(tmp_path):
 
         at = [datetime(2026, 12, 6, tzinfo=UTC)]
         q = Questions(storage, fernet_key("", b"s" * 32), clock=lambda: at[0])
-        wid = await q.add(1, 1, 10, "en", ImageResult("moderate", 0.2, "nv"), 0, True, 99, wait_s=60)
+        wid = await q.add(1, 1, 10, "en", ScreeningResult(True, [], risk="moderate", malignancy=0.2, top_class="nv"), 0, True, 99, wait_s=60)
         assert await q.overdue("a", 30) == []  # not due yet
         at[0] += timedelta(seconds=50)
         first = await q.claim(wid, 1, "a", 30)
@@ -261,7 +318,7 @@ def test_questions_store_claims_once(tmp_path):
         assert taken.id == wid
         await q.done(wid)
         assert await q.count() == 0
-        wid2 = await q.add(1, 1, 11, "en", ImageResult("low", 0.01, "nv"), 0, True, 100, wait_s=60)
+        wid2 = await q.add(1, 1, 11, "en", ScreeningResult(True, [], risk="low", malignancy=0.01, top_class="nv"), 0, True, 100, wait_s=60)
         assert await q.forget_update(100) == 1 and await q.claim(wid2, 1, "a", 30) is None
         await storage.close()
 
@@ -275,12 +332,13 @@ async def test_a_press_answered_by_another_replica(bot_factory, screener):
     second = await bot_factory(forced(screener, "moderate"), answers_wait_s=60)  # same data folder: same database and secret
     n, screen, photo_id = await ask(first, 780, "kk", benign_top_photo(screener))
     screen = await toggle(first, 780, screen, SIGNS.index("hurt"), "kk")
+    screen = await toggle(first, 780, screen, SIGNS.index("grew"), "kk")  # 1 + 2 points: within 2 weeks
     second.fake.update_id = 10_000  # one Telegram numbers the updates of both replicas (the inbox dedups by id)
     second.fake.press(780, screen, action(screen, "d"), "kk")
     (result,) = await second.fake.replies(780, 1)
     assert result["reply_to"] == photo_id and advice_text("kk", "followup.raised") in result["text"]
     await first.fake.quiet(780, n)
-    assert await first.app.bot_data["questions"].count() == 0
+    assert await first.app.bot_data.questions.count() == 0
 
 
 async def test_a_followed_spot_after_the_questions_is_compared_without_asking_again(bot_factory, screener):
@@ -317,26 +375,26 @@ async def test_a_photo_answered_again_after_a_restart_is_answered_at_once_and_on
     """The crash came after the photo's waiting row was written but before the update was marked
     done: the update comes back (late) and is answered at once; its old row must not answer it
     a second time."""
-    from bot.questions import ImageResult
+    from inference import ScreeningResult
 
     h = await bot_factory(forced(screener, "moderate"), answers_wait_s=60, answers_tick_s=0.2)
     n = await start_user(h, 795, "ru", "no")
     update_id = h.fake.update_id + 1  # the photo's update, as the killed process saw it
-    await h.app.bot_data["questions"].add(795, 795, 1, "ru", ImageResult("moderate", 0.2, "nv"), 0, True, update_id, wait_s=1.0)
-    h.app.bot_data.setdefault("late_updates", set()).add(update_id)
+    await h.app.bot_data.questions.add(795, 795, 1, "ru", ScreeningResult(True, [], risk="moderate", malignancy=0.2, top_class="nv"), 0, True, update_id, wait_s=1.0)
+    h.app.bot_data.late_updates.add(update_id)
     h.fake.send_photo(795, benign_top_photo(screener), "ru")
     (result,) = await h.fake.replies(795, 1, since=n)
     assert result["text"].startswith(t("ru", "late")) and any(d.startswith("fu:") for _, d in buttons(result))
     await h.fake.quiet(795, n + 1, wait=1.5)  # the old row fell due meanwhile: it was forgotten, not sent
-    assert await h.app.bot_data["questions"].count() == 0
+    assert await h.app.bot_data.questions.count() == 0
 
 
 async def test_a_database_outage_is_logged_once_not_every_pass(caplog):
     from types import SimpleNamespace
 
-    from bot.question_handlers import answer_overdue
+    from bot.questions.handlers import answer_overdue
 
-    caplog.set_level("INFO", logger="bot.question_handlers")
+    caplog.set_level("INFO", logger="bot.questions.handlers")
     down = [True]
 
     async def overdue(owner, lease):
@@ -344,10 +402,11 @@ async def test_a_database_outage_is_logged_once_not_every_pass(caplog):
             raise ConnectionError("database is down")
         return []
 
-    context = SimpleNamespace(bot_data={"questions": SimpleNamespace(overdue=overdue), "process_id": "p", "settings": SimpleNamespace(inbox_lease_s=30.0, answers_tick_s=5.0)})
+    settings = SimpleNamespace(inbox_lease_s=30.0, answers_tick_s=5.0)
+    context = SimpleNamespace(bot_data=SimpleNamespace(questions=SimpleNamespace(overdue=overdue), process_id="p", settings=settings, questions_down=False))
     for _ in range(4):
         await answer_overdue(context)
     down[0] = False
     await answer_overdue(context)
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.question_handlers"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.questions.handlers"]
     assert lines == ["could not look for unanswered questions (ConnectionError); trying every 5 s", "unanswered questions are looked for again"]

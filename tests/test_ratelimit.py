@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from bot.ratelimit import RateLimiter, RedisRateLimiter
+from bot.infra.ratelimit import RateLimiter, RedisRateLimiter
 
 from .proxy import free_port
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from bot import referral
 from bot.i18n import LANGUAGES
+from bot.medical import referral
 
 
 def test_every_named_centre_cites_full_urls_and_claims_no_visit_nobody_made():

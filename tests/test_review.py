@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from bot.admin_handlers import reason_label
+from bot.admin.handlers import reason_label
+from bot.admin.review import Review, Verdict, agrees, label_from
 from bot.i18n import t
-from bot.review import Review, Verdict, agrees, label_from
-from bot.storage import CONSENT_YES, Storage, Submission, now
+from bot.infra.storage import CONSENT_YES, Storage, Submission, now
 
 from .conftest import jpeg_bytes, needs_shared, skin_with_spot
 from .fake_telegram import buttons
@@ -126,7 +126,7 @@ async def _seed(tmp_path):
 def _install(tmp_path):
     """What ``python -m bot migrate`` leaves: the database and the secret."""
     from bot.config import Settings
-    from bot.migrate import upgrade
+    from bot.infra.migrate import upgrade
 
     settings = Settings(_env_file=None, data_dir=tmp_path / "data")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def _install(tmp_path):
 def test_cli_run_elsewhere_creates_nothing(tmp_path, monkeypatch, capsys):
     """Run from another folder, the admin tools used to create an empty database and a NEW
     secret, then report zeros; now they say where they looked and stop."""
-    from bot.admin import main
+    from bot.admin.cli import main
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -147,7 +147,7 @@ def test_cli_run_elsewhere_creates_nothing(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, capsys):
-    from bot.admin import main
+    from bot.admin.cli import main
     from training.data import read_source
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
@@ -174,7 +174,7 @@ def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, caps
 
 
 def test_cli_purge_deletes_rows_and_files(tmp_path, monkeypatch, capsys):
-    from bot.admin import main
+    from bot.admin.cli import main
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -194,9 +194,9 @@ def test_backup_wipe_restore_round_trip(tmp_path, monkeypatch, capsys):
     """Back up, lose the data folder, restore: the same user's history and /delete still work."""
     import shutil
 
-    from bot.admin import main
+    from bot.admin.cli import main
     from bot.config import Settings
-    from bot.storage import Storage
+    from bot.infra.storage import Storage
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)

@@ -14,11 +14,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import advice
 from bot.i18n import LANGUAGES, t
-from bot.spot_handlers import Dispatcher
-from bot.spots import CLAIMED, PENDING, SENT, UNDELIVERABLE, Reminder, Spot, SpotCheck, Spots, fernet_key
-from bot.storage import Storage, now
+from bot.infra.storage import Storage, now
+from bot.medical import advice
+from bot.spots.reminders import Dispatcher
+from bot.spots.store import CLAIMED, PENDING, SENT, UNDELIVERABLE, Reminder, Spot, SpotCheck, Spots, fernet_key
 
 from .bot_process import BotProcess, bot_env
 from .conftest import TOKEN, needs_shared
@@ -48,7 +48,7 @@ async def follow_a_spot(h, uid: int, lang: str, consent: str, photo: bytes, peri
 
 def later(h, days: float) -> None:
     """Move the bot's clock for spots and reminders."""
-    h.app.bot_data["spots"].clock = lambda: now() + timedelta(days=days)
+    h.app.bot_data.spots.clock = lambda: now() + timedelta(days=days)
 
 
 async def run_reminder_job(h) -> None:
@@ -98,8 +98,9 @@ async def test_follow_a_spot_from_result_to_reminder_to_comparison_to_delete(bot
     assert t(lang, "disclaimer") in comparison["text"]
     picture, moved = await h.fake.replies(uid, 2, since=n + 5)
     assert picture.get("photo_bytes", b"")[:2] == b"\xff\xd8", "a side-by-side picture (previous | now)"
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     side = Image.open(io.BytesIO(picture["photo_bytes"]))
     single = Image.open(io.BytesIO(photo))
@@ -201,7 +202,7 @@ def test_comparison_rules(before, now_, mal_before, mal_now, expected):
 
 async def due_reminders(url: str, photos, n: int, secret: bytes, first_chat: int = 50_000) -> Spots:
     """``n`` reminders due now, each for its own chat, written as the bot writes them."""
-    from bot.migrate import upgrade
+    from bot.infra.migrate import upgrade
 
     await asyncio.to_thread(upgrade, url)
     storage = Storage(url, photos, secret)
@@ -357,7 +358,7 @@ def test_the_side_by_side_labels_are_drawn_in_cyrillic_and_kazakh():
     letter of the labels, so each one draws differently from a missing glyph."""
     from PIL import ImageFont
 
-    from bot.spot_handlers import LABEL_FONT
+    from bot.spots.picture import LABEL_FONT
 
     font = ImageFont.truetype(str(LABEL_FONT), 20)
     missing = font.getmask("\uffff").getbbox()  # a character no font has: the "box"
@@ -394,7 +395,7 @@ async def test_a_high_spots_reminder_can_only_move_to_before_its_deadline(bot_fa
 
 async def test_a_reminder_set_after_the_deadline_before_this_rule_is_brought_forward(tmp_path):
     """A high spot reminded "in 6 months" (allowed before #21) comes at its 2-week deadline."""
-    from bot.migrate import upgrade
+    from bot.infra.migrate import upgrade
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
     await asyncio.to_thread(upgrade, url)

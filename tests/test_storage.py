@@ -8,8 +8,8 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.migrate import downgrade, upgrade
-from bot.storage import CONSENT_NO, CONSENT_YES, InboxRow, Storage
+from bot.infra.migrate import downgrade, upgrade
+from bot.infra.storage import CONSENT_NO, CONSENT_YES, InboxRow, Storage
 from inference.decode import encode_jpeg
 
 from .conftest import skin_with_spot
@@ -102,7 +102,7 @@ async def test_delete_removes_rows_and_the_users_folder(storage):
 
 
 def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
-    from bot.storage import PhotoStore
+    from bot.infra.storage import PhotoStore
 
     store = PhotoStore(tmp_path)
     owner = "f" * 64
@@ -114,7 +114,7 @@ def test_photo_writes_are_atomic_and_content_addressed(tmp_path):
 def test_sweep_removes_leftovers_and_unreferenced_files_after_the_grace_period(tmp_path):
     import time
 
-    from bot.storage import PhotoStore
+    from bot.infra.storage import PhotoStore
 
     store = PhotoStore(tmp_path)
     a, b = "a" * 64, "b" * 64
@@ -179,7 +179,7 @@ async def test_one_case_per_update(storage):
 async def test_replicas_starting_together_agree_on_the_secret(db_url, tmp_path):
     """Two processes check the secret of a new database at the same moment: both start (the
     fingerprint is written once); a process with another secret is still refused."""
-    from bot.storage import SecretMismatch
+    from bot.infra.storage import SecretMismatch
 
     same = [Storage(db_url, tmp_path / "photos", b"shared-secret") for _ in range(4)]
     try:

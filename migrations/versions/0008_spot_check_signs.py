@@ -2,7 +2,7 @@
 
 A spot created from a result after which a sign was ticked, or whose comparison's questions got a
 sign, is advised at least "see a doctor within the signs interval" from that check on
-(``bot.advice.follow``); before, its reminders and later comparisons fell back to the photo's
+(``bot.medical.advice.follow``); before, its reminders and later comparisons fell back to the photo's
 level (a low spot: "photograph it again") after the user had been told to see a doctor.
 
 Revision ID: 0008

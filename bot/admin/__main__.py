@@ -1,0 +1,7 @@
+"""``python -m bot.admin …``: the maintainers' command line (``bot.admin.cli``)."""
+
+import sys
+
+from bot.admin.cli import main
+
+sys.exit(main())
