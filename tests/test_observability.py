@@ -84,7 +84,7 @@ async def test_retention_runs_daily_and_removes_old_cases(bot_factory, caplog):
     bot = await bot_factory(retention_days=30)
     (job,) = bot.app.job_queue.get_jobs_by_name("retention")
     assert job.job.trigger.interval == timedelta(days=1)
-    storage = bot.infra.storage
+    storage = bot.storage
     await storage.upsert_user(5, language="en", consent=CONSENT_YES)
     old = await storage.add_submission(5, encode_jpeg(skin_with_spot(size=(240, 320), seed=1)), **result_fields())
     recent = await storage.add_submission(5, encode_jpeg(skin_with_spot(size=(240, 320), seed=2)), **result_fields())

@@ -18,6 +18,10 @@ import time
 import tornado.web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from bot.infra.runtime import listen as bind_with_retry
+from bot.infra.runtime import within
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +79,6 @@ class _Ready(tornado.web.RequestHandler):
         self.app = app
 
     async def get(self) -> None:
-        from sqlalchemy import text
-
-        from bot.infra.runtime import within
-
         bd = self.app.bot_data
         checks = {"model": bd.pool_ready, "data_folder": bd.storage_ok}
         t0 = time.monotonic()
@@ -87,7 +87,7 @@ class _Ready(tornado.web.RequestHandler):
             async def ping() -> None:
                 # A small write, not SELECT 1: a database that can be read but not written (a
                 # locked SQLite file in WAL mode, a read-only replica) cannot keep anything.
-                async with bd["storage"].engine.begin() as conn:
+                async with bd.storage.engine.begin() as conn:
                     await conn.execute(text("DELETE FROM meta WHERE key = 'ready_probe'"))
                     await conn.execute(text("INSERT INTO meta (key, value) VALUES ('ready_probe', :v)"), {"v": str(int(time.time()))})
 
@@ -114,9 +114,8 @@ class _Metrics(tornado.web.RequestHandler):
 async def start_server(app, listen: str, port: int, wait_s: float = 0.0):
     """The health/metrics server on the running event loop; returns it (``stop()`` to close).
     A port still held is retried for ``wait_s`` (``bot.infra.runtime.listen``)."""
-    from bot.infra.runtime import listen as bind
 
     web = tornado.web.Application([(r"/healthz", _Health, {"app": app}), (r"/readyz", _Ready, {"app": app}), (r"/metrics", _Metrics, {"app": app})])
-    server = await bind(web, port, listen, "HEALTH_PORT", wait_s)
+    server = await bind_with_retry(web, port, listen, "HEALTH_PORT", wait_s)
     log.info("health and metrics on http://%s:%d/{healthz,readyz,metrics}", listen, port)
     return server
