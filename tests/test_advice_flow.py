@@ -90,7 +90,7 @@ async def test_last_advice_is_never_weaker_than_the_result(bot_factory, screener
         strength = strongest_advice(lang, last["text"])
         assert strength >= required, f"{lang} {risk} {outcome}: the last advice is weaker ({strength} < {required}): {last['text'][:200]}"
         if outcome == "sign_ticked" and risk == "high":  # the stronger wording stays: urgent, oncologist
-            assert last["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high") in last["text"]
+            assert last["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high_signs") in last["text"]
         elif outcome == "sign_ticked":
             assert advice_text(lang, "followup.raised") in last["text"] and "103" in last["text"]
         if outcome == "none_ticked" and risk != "low":
@@ -229,7 +229,7 @@ async def test_a_followed_spot_never_weakens_advice(bot_factory, screener, lang)
         else:
             assert advice_text(lang, advice.KEY[level]) in none_ticked["text"]
         if level == "high":
-            assert sign_ticked["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high") in sign_ticked["text"]
+            assert sign_ticked["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high_signs") in sign_ticked["text"]
         else:
             assert advice_text(lang, "followup.raised") in sign_ticked["text"]
 

@@ -83,7 +83,7 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
         subs = list(await s.scalars(select(Submission)))
         assert len(subs) == 1 and subs[0].accepted and subs[0].language == lang
         user = await s.get(User, subs[0].user_pseudonym)
-        assert user.consent == "yes" and user.consent_version == NOTICE_VERSION == 2
+        assert user.consent == "yes" and user.consent_version == NOTICE_VERSION == 3
         assert user.pseudonym == h.storage.pseudonym(10) and len(user.pseudonym) == 64  # keyed hash
         assert "telegram" not in {c.name for c in User.__table__.columns}
     stored = h.storage.photos.path(subs[0].user_pseudonym, subs[0].photo_sha256)
@@ -98,7 +98,7 @@ async def test_consenting_user_gets_an_answer_and_the_case_is_logged_without_exi
     h.fake.press(10, question, done, lang)
     (advice,) = await h.fake.replies(10, 1, since=n + 1)
     if subs[0].risk == "high":  # a sign after a high result keeps "urgent" and "oncologist"
-        assert advice["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high") in advice["text"]
+        assert advice["text"].startswith(t(lang, "followup.signs_high")) and advice_text(lang, "next.high_signs") in advice["text"]
     else:
         assert advice["text"].startswith(advice_text(lang, "followup.raised"))
     async with h.storage.sessions() as s:

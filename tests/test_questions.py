@@ -128,14 +128,15 @@ async def test_every_answer_keeps_at_least_the_photos_advice(bot_factory, screen
         fu = [d for _, d in buttons(result) if d.startswith("fu:")]
         urgent = outcome in ("urgent", "nodular", "skip_ticked")
         if urgent and risk == "high":  # urgent, oncologist: the high wording stays
-            assert t(lang, "followup.signs_high") in text and advice_text(lang, "next.high") in text
+            assert t(lang, "ask.signs_high") in text and advice_text(lang, "next.high_signs") in text
+            assert t(lang, "followup.signs_high") not in text  # no second "thank you, noted" after "You noted: …"
         elif urgent:
             assert advice_text(lang, "followup.raised") in text
         if outcome == "minor" and risk == "low":  # at least a dermatologist within a month, reassured
             assert t(lang, "ask.minor") in text and advice_text(lang, "next.moderate") in text
             assert advice_text(lang, "followup.raised") not in text
         elif outcome == "minor":
-            assert t(lang, "followup.stands") in text and advice_text(lang, f"next.{risk}") in text
+            assert t(lang, "ask.minor_stands") in text and advice_text(lang, f"next.{risk}") in text
         if outcome == "raised":  # asked and said back, but alone it raises nothing
             raised = t(lang, "followup.elevated")
             assert t(lang, "ask.noted", signs=raised[:1].lower() + raised[1:]) in text
@@ -148,6 +149,13 @@ async def test_every_answer_keeps_at_least_the_photos_advice(bot_factory, screen
             assert t(lang, "ask.noted_none") not in text and t(lang, "followup.question") in text and fu
         else:
             assert not fu
+    # bot_advice_total counts each photo once, at the deadline of the advice it was given
+    from collections import Counter
+
+    expected = Counter(advice.within_days(advice.answers_level(risk, {s: s in signs for s in SIGNS} if outcome != "skip" else None)) for outcome, signs in ticks.items())
+    registry = h.app.bot_data.metrics.registry
+    counted = {days: registry.get_sample_value("bot_advice_total", {"within_days": days}) or 0 for days in ("14", "30", "watch")}
+    assert counted == {days: expected.get(days, 0) for days in counted}, (risk, counted)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -267,11 +275,11 @@ def test_with_answers_grades_by_the_weighted_checklist_and_never_lowers():
             preface, step = advice.with_answers(risk, answers)
             assert step.strength >= own.strength, (risk, ticked)
             if urgent:
-                assert step.key == ("next.high" if risk == "high" else "followup.raised"), (risk, ticked)
-                assert preface == ("followup.signs_high" if risk == "high" else None)
+                assert step.key == ("next.high_signs" if risk == "high" else "followup.raised"), (risk, ticked)
+                assert preface == ("ask.signs_high" if risk == "high" else None)
             elif score:
                 assert step.key == ("next.moderate" if risk == "low" else own.key), (risk, ticked)
-                assert preface == ("ask.minor" if risk == "low" else "followup.stands")
+                assert preface == ("ask.minor" if risk == "low" else "ask.minor_stands")
             else:
                 assert (preface, step) == (None, own), (risk, ticked)
 

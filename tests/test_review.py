@@ -114,6 +114,9 @@ async def _seed(tmp_path):
             ids.append(await storage.add_submission(uid, jpeg, accepted=True, reasons=[], quality={}, probabilities=probs, risk="low", malignancy=0.12, model_version="m1"))
     await storage.set_followup(111111, ids[0], {"changed": False, "grew": True, "bled": False, "itched": False, "hurt": False, "elevated": True})
     await storage.set_followup(111111, ids[1], {"changed": False, "grew": False, "bled": True, "itched": False, "hurt": False})  # after the result: no "raised"
+    await storage.set_advice(111111, ids[0], "14")
+    await storage.set_advice(111111, ids[1], "watch")
+    assert not await storage.set_advice(222222, ids[0], "30")  # not that user's case
     await review.add_verdict(ids[0], 9, "agree")
     await review.add_verdict(ids[1], 9, "benign")
     await review.add_verdict(ids[2], 9, "suspicious")
@@ -163,6 +166,7 @@ def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, caps
     # the answers in PAD-UFES-20's columns: before the result (six), after it (five), none
     asked = [tuple(r[k] for k in ("itch", "grew", "hurt", "changed", "bleed", "elevation")) for r in rows]
     assert asked == [("False", "True", "False", "False", "False", "True"), ("False", "False", "False", "False", "True", ""), ("",) * 6]
+    assert [r["advice_days"] for r in rows] == ["14", "watch", ""]  # what each user was told
     assert "111111" not in text and "222222" not in text
     src = read_source(out)  # the training loader reads it as one more source
     assert len(src.samples) == 2 and {s.label for s in src.samples} == {3}  # "suspicious" has no class

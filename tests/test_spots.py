@@ -85,7 +85,8 @@ async def test_follow_a_spot_from_result_to_reminder_to_comparison_to_delete(bot
     await run_reminder_job(h)
     (reminder,) = await h.fake.replies(uid, 1, since=n + 2)
     assert "left shoulder" in reminder["text"] and "ABCDE" in reminder["text"]
-    assert reminder["text"].split("\n")[0] == t(lang, "spot.reminder", name="left shoulder", date="", risk="").split("\n")[0]
+    assert reminder["text"].split("\n")[0] == advice.advice_text(lang, "spot.reminder", name="left shoulder", date="", risk="").split("\n")[0]
+    assert advice.intervals(lang)["within_signs"] in reminder["text"]  # a low spot's reminder names the signs interval
     (reminder_row,) = await rows(h.storage, Reminder)
     assert reminder_row.status == SENT and reminder_row.chat is None, "sent once, and the chat id erased"
     await run_reminder_job(h)
@@ -408,6 +409,31 @@ async def test_a_reminder_set_after_the_deadline_before_this_rule_is_brought_for
     created = {s.id: s.created_at.replace(tzinfo=None) for s in await rows(storage, Spot)}
     assert due[high.id] == created[high.id] + timedelta(weeks=advice.HIGH_WITHIN_WEEKS)
     assert due[low.id] > created[low.id] + timedelta(days=150)
+    await storage.close()
+
+
+async def test_a_later_low_photo_reschedules_no_later_than_the_doctor_deadline(tmp_path):
+    """High on day 0 (see a doctor by day 14); a low photo of the spot on day 9 would set the
+    high level's recommended week (day 16): the reminder comes on day 14 instead."""
+    from bot.infra.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, tmp_path, b"k")
+    spots = Spots(storage, fernet_key("", b"k"))
+    t0 = now()
+    spots.clock = lambda: t0
+    spot, _ = await spots.create(1, 1, "en", "high", 0.8, None, (1, "w"))
+    spots.clock = lambda: t0 + timedelta(days=9)
+    await spots.add_check(spot.id, "low", 0.02, None)
+    state = advice.follow(await spots.history(spot.id), 0.1)
+    assert state.level == "high" and state.deadline == t0 + timedelta(weeks=advice.HIGH_WITHIN_WEEKS)
+    _, reminder = await spots.reschedule(1, 1, "en", spot.id, advice.RECOMMENDED[state.level], not_after=state.deadline)
+    assert reminder.due_at == state.deadline
+    # once the deadline has passed, the next reminder ("go now") keeps its own interval
+    spots.clock = lambda: t0 + timedelta(days=20)
+    _, reminder = await spots.reschedule(1, 1, "en", spot.id, (1, "w"), not_after=state.deadline)
+    assert reminder.due_at == t0 + timedelta(days=27)
     await storage.close()
 
 

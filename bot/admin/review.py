@@ -149,7 +149,8 @@ class Review:
         Columns: image, label (class or empty when the verdict does not determine one),
         modality, malignant (1/0/empty), group (per-export salted hash of the user, so a split
         keeps one person's photos together), verdict, model_risk, model_top, model_version,
-        created_at, and the user's answers in PAD-UFES-20's columns (itch, grew, hurt, changed,
+        created_at, advice_days (what the user was told: "14", "30" days or "watch"; empty for
+        cases from before it was kept), and the user's answers in PAD-UFES-20's columns (itch, grew, hurt, changed,
         bleed, elevation: True / False, empty when not asked — "raised" is asked only before the
         result), so ``training.answers``-style fusions can learn from the bot's own users.
         No Telegram id and no pseudonym leaves the database.
@@ -172,7 +173,7 @@ class Review:
         counts = Counter()
         with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["image", "label", "modality", "malignant", "group", "verdict", "model_risk", "model_top", "model_version", "created_at", *ANSWER_COLUMNS])
+            w.writerow(["image", "label", "modality", "malignant", "group", "verdict", "model_risk", "model_top", "model_version", "created_at", "advice_days", *ANSWER_COLUMNS])
             for sub in subs:
                 src = self.storage.photos.find(sub.user_pseudonym, sub.photo_sha256)
                 if not src.exists():
@@ -186,13 +187,24 @@ class Review:
                 group = hmac.new(salt, sub.user_pseudonym.encode(), hashlib.sha256).hexdigest()[:16]
                 answers = sub.followup or {}
                 asked = [str(answers[k]) if isinstance(answers.get(k), bool) else "" for k in ANSWER_COLUMNS.values()]
-                w.writerow([name, label, "clinical", malignant, group, verdict, sub.risk or "", top, sub.model_version, sub.created_at.isoformat(), *asked])
+                w.writerow([name, label, "clinical", malignant, group, verdict, sub.risk or "", top, sub.model_version, sub.created_at.isoformat(), sub.advice_days or "", *asked])
                 counts["labelled" if label else "unlabelled"] += 1
         return dict(counts)
 
 
 #: The export's answer columns (PAD-UFES-20's names) → the bot's sign keys.
-ANSWER_COLUMNS = {"itch": "itched", "grew": "grew", "hurt": "hurt", "changed": "changed", "bleed": "bled", "elevation": "elevated"}
+#: After PAD's six, the answers NICE NG12's checklist adds (bot.medical.advice.SIGN_ITEMS).
+ANSWER_COLUMNS = {
+    "itch": "itched",
+    "grew": "grew",
+    "hurt": "hurt",
+    "changed": "changed",
+    "bleed": "bled",
+    "elevation": "elevated",
+    "shape_colour": "shape_colour",
+    "wider_7mm": "wide",
+    "inflamed": "inflamed",
+}
 
 
 def label_from(verdict: str, model_top: str) -> tuple[str, str]:

@@ -44,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from bot.infra.photos import PhotoStore
 
 #: Version of the privacy notice; bump it when the text's substance changes.
-NOTICE_VERSION = 2  # 2: reminders keep an encrypted chat id, what stays after "No", stop and /delete, backups (#21)
+NOTICE_VERSION = 3  # 2: reminders keep an encrypted chat id, what stays after "No", stop and /delete, backups; 3: a followed spot keeps whether a warning sign was ticked
 CONSENT_UNKNOWN, CONSENT_YES, CONSENT_NO = "unknown", "yes", "no"
 
 
@@ -83,6 +83,7 @@ class Submission(Base):
     language: Mapped[str] = mapped_column(String(2))
     region: Mapped[str | None] = mapped_column(String(32))
     followup: Mapped[dict | None] = mapped_column(JSON)
+    advice_days: Mapped[str | None] = mapped_column(String(8))  # "14", "30", "watch": what the user was told (bot.medical.advice.within_days)
     update_id: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)  # one case per Telegram update
     review_status: Mapped[str] = mapped_column(String(16), default="unreviewed")
     note: Mapped[str | None] = mapped_column(Text)
@@ -243,6 +244,15 @@ class Storage:
             if sub is None or sub.user_pseudonym != self.pseudonym(telegram_id):
                 return False
             sub.followup = answers
+            return True
+
+    async def set_advice(self, telegram_id: int, submission_id: int, advice_days: str) -> bool:
+        """What the user was told for this case (a later, stronger answer overwrites it)."""
+        async with self.sessions.begin() as s:
+            sub = await s.get(Submission, submission_id)
+            if sub is None or sub.user_pseudonym != self.pseudonym(telegram_id):
+                return False
+            sub.advice_days = advice_days
             return True
 
     async def history(self, telegram_id: int, limit: int = 20) -> list[Submission]:

@@ -90,6 +90,7 @@ STRENGTH = {
     "followup.low_none": 0,
     "next.moderate": 1,
     "next.high": 2,
+    "next.high_signs": 2,  # high with a warning sign: "as soon as you can", not "sooner if it bleeds"
     "followup.raised": 2,
 }
 
@@ -114,6 +115,16 @@ REMINDERS = {
     "high": ((1, "w"), (HIGH_WITHIN_WEEKS, "w")),
 }
 RECOMMENDED = {"low": (LOW_RECHECK_MONTHS, "m"), "moderate": (2, "w"), "signs": (SIGNS_WITHIN_WEEKS, "w"), "high": (1, "w")}
+
+
+def within_days(level: str) -> str:
+    """A level's deadline in days ("14", "30") or "watch": the ``bot_advice_total`` label and the
+    export's ``advice_days``."""
+    period = DEADLINE.get(level)
+    if period is None:
+        return "watch"
+    n, unit = period
+    return str(n * 7 if unit == "w" else n * 30)
 
 
 def stronger(a: str, b: str) -> str:
@@ -155,16 +166,19 @@ class Advice:
         return advice_text(lang, self.key)
 
 
-def advice_text(lang: str, key: str) -> str:
+def intervals(lang: str) -> dict[str, str]:
+    """The intervals as words in ``lang``, for any message that names one."""
+    return {
+        "within_high": tn(lang, "period.within_weeks", HIGH_WITHIN_WEEKS),
+        "within_moderate": tn(lang, "period.within_months", MODERATE_WITHIN_MONTHS),
+        "within_signs": tn(lang, "period.within_weeks", SIGNS_WITHIN_WEEKS),
+        "recheck": tn(lang, "period.in_months", LOW_RECHECK_MONTHS),
+    }
+
+
+def advice_text(lang: str, key: str, **kwargs: object) -> str:
     """An advice message with its intervals filled in, in ``lang``."""
-    return t(
-        lang,
-        key,
-        within_high=tn(lang, "period.within_weeks", HIGH_WITHIN_WEEKS),
-        within_moderate=tn(lang, "period.within_months", MODERATE_WITHIN_MONTHS),
-        within_signs=tn(lang, "period.within_weeks", SIGNS_WITHIN_WEEKS),
-        recheck=tn(lang, "period.in_months", LOW_RECHECK_MONTHS),
-    )
+    return t(lang, key, **intervals(lang), **kwargs)
 
 
 def of_level(level: str) -> Advice:
@@ -174,6 +188,11 @@ def of_level(level: str) -> Advice:
 def next_step(risk: str) -> Advice:
     """The result's own next step."""
     return of_level(risk)
+
+
+#: The high advice restated after a warning sign: the same interval and referral, "as soon as you
+#: can" instead of "sooner if it bleeds or grows fast" (the user may just have said it bled).
+HIGH_WITH_SIGNS = Advice("next.high_signs", STRENGTH["next.high_signs"])
 
 
 def after_followup(level: str, signs: bool) -> tuple[str | None, Advice]:
@@ -189,7 +208,7 @@ def after_followup(level: str, signs: bool) -> tuple[str | None, Advice]:
     """
     if signs:
         if level == "high":
-            return "followup.signs_high", of_level("high")
+            return "followup.signs_high", HIGH_WITH_SIGNS
         return None, of_level("signs")
     if level == "low":
         return None, Advice("followup.low_none", STRENGTH["followup.low_none"])
@@ -212,10 +231,10 @@ def with_answers(risk: str, answers: dict[str, bool] | None) -> tuple[str | None
     ship rule: docs/model/HISTORY.md, "Model v3").
     """
     band = answers_band(answers)
-    if band == "urgent":
-        return after_followup(risk, True)
+    if band == "urgent":  # (the result already said "You noted: …": no second "thank you, noted")
+        return ("ask.signs_high", HIGH_WITH_SIGNS) if risk == "high" else (None, of_level("signs"))
     if band == "minor":
-        return ("ask.minor", of_level("moderate")) if risk == "low" else ("followup.stands", next_step(risk))
+        return ("ask.minor", of_level("moderate")) if risk == "low" else ("ask.minor_stands", next_step(risk))
     return None, next_step(risk)
 
 

@@ -19,6 +19,7 @@ from bot.i18n import t
 from bot.infra.storage import CONSENT_YES
 from bot.medical import advice
 from bot.medical.referral import referral_text
+from bot.screening.result import record_advice
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ async def on_followup_button(update: Update, context: Context) -> None:
             bd.flow.spots_changed(context)
     # Never weaker than the result's own next step (bot/medical/advice.py; tests/test_advice_flow.py).
     preface, step = advice.after_followup(level, any(answers.values()))
+    raised = advice.stronger(level, "signs") if any(answers.values()) else level
+    if advice.within_days(raised) != advice.within_days(level):  # the answer made the advice more urgent
+        await record_advice(context, uid, sid, raised)
     parts = ([t(lang, preface)] if preface else []) + [step.text(lang)]
     parts += ["", referral_text(lang, bd.directory, st.get("region"), full=step.strength > 0)]
     await query.message.reply_text("\n".join(parts))

@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 
 from bot.core.buttons import followup_keyboard
 from bot.core.context import Context
+from bot.core.db import guarded
 from bot.i18n import t
 from bot.medical import advice
 from bot.medical.referral import Directory, referral_text
@@ -64,4 +65,15 @@ async def send_result(context: Context, user_id: int, chat_id: int, reply_to: in
         markup = InlineKeyboardMarkup(rows + spot_rows)
     # A photo deleted meanwhile (a late answer, a timed-out question screen) still gets its result.
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True)
-    return await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=markup)
+    sent = await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=markup)
+    if result.accepted:
+        await record_advice(context, user_id, sid, advice.answers_level(result.risk, answers))
+    return sent
+
+
+async def record_advice(context: Context, user_id: int, sid: int, level: str) -> None:
+    """Count the advice given (``bot_advice_total{within_days}``) and keep it with the logged case."""
+    days = advice.within_days(level)
+    context.bot_data.metrics.advice.labels(days).inc()
+    if sid:
+        await guarded(context, "advice", context.bot_data.storage.set_advice(user_id, sid, days), what="keep the advice with the case")

@@ -180,9 +180,9 @@ async def on_spot_button(update: Update, context: Context) -> None:
     elif kind == "sm" and len(parts) == 2 and parts[0].isdigit() and len(parts[0]) <= 10:
         moved = None
         if (spot := await spots.get(uid, int(parts[0]))) is not None:
-            level = advice.follow(await spots.history(spot.id), repeat_noise(context)).level
-            if (period := advice.parse_period(parts[1], level)) is not None:
-                moved = await spots.reschedule(uid, query.message.chat_id, lang, spot.id, period)
+            state = advice.follow(await spots.history(spot.id), repeat_noise(context))
+            if (period := advice.parse_period(parts[1], state.level)) is not None:
+                moved = await spots.reschedule(uid, query.message.chat_id, lang, spot.id, period, not_after=state.deadline)
         if moved:
             spot, reminder = moved
             await query.message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, None), date=local_date(reminder.due_at, lang)))
@@ -306,7 +306,7 @@ async def compare(update: Update, context: Context, st: dict, spot_id: int, risk
         picture = await asyncio.to_thread(side_by_side, before_photo, jpeg, before_label, now_label)
         caption = t(lang, "compare.caption", before=before_label, now=now_label)
         await message.reply_photo(picture, caption=caption)
-    if moved := await spots.reschedule(uid, message.chat_id, lang, spot_id, advice.RECOMMENDED[state.level]):
+    if moved := await spots.reschedule(uid, message.chat_id, lang, spot_id, advice.RECOMMENDED[state.level], not_after=state.deadline):
         reminder = moved[1]
         await message.reply_text(t(lang, "spots.moved", name=spot_name(lang, spot, previous), date=local_date(reminder.due_at, lang)))
 

@@ -102,7 +102,7 @@ def reminder_text(lang: str, name: str, due: Due, noise: float, today) -> str:
     risk = t(lang, f"risk.{due.last_risk or 'low'}")
     state = advice.follow(due.history, noise) if due.history else None
     if state is None or state.deadline is None:
-        return t(lang, "spot.reminder", name=name, date=last, risk=risk)
+        return advice.advice_text(lang, "spot.reminder", name=name, date=last, risk=risk)
     return "\n".join(
         [
             t(lang, "spot.reminder_doctor", name=name, date=last, risk=risk),

@@ -209,14 +209,18 @@ class Spots:
                 await self._stop_pending(s, Reminder.spot_id == spot_id)
             return spot
 
-    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, period: tuple[int, str]) -> tuple[Spot, Reminder] | None:
-        """Replace the spot's pending reminder with one after ``period``; (spot, new reminder)."""
+    async def reschedule(self, telegram_id: int, chat_id: int, language: str, spot_id: int, period: tuple[int, str], not_after: datetime | None = None) -> tuple[Spot, Reminder] | None:
+        """Replace the spot's pending reminder with one after ``period``, but never after
+        ``not_after`` (a doctor deadline still ahead): (spot, new reminder)."""
         async with self.storage.sessions.begin() as s:
             spot = await self._own(s, telegram_id, spot_id)
             if spot is None:
                 return None
             await self._stop_pending(s, Reminder.spot_id == spot_id)
-            reminder = self._reminder(spot_id, spot.user_pseudonym, chat_id, language, add_period(self.clock(), period))
+            due = add_period(self.clock(), period)
+            if not_after is not None and self.clock() < not_after < due:
+                due = not_after
+            reminder = self._reminder(spot_id, spot.user_pseudonym, chat_id, language, due)
             s.add(reminder)
         return spot, reminder
 
