@@ -60,10 +60,12 @@ async def _user_and_photo(url: str, settings: Settings, uid: int) -> tuple[int, 
 
 
 @pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
-def test_a_postgres_deployment_restores_into_a_fresh_folder(tmp_path, env, capsys):
-    """Its archive holds the photos and the secret (the database goes through pg_dump): the
-    restore used to crash writing pseudonym.secret into a folder that did not exist yet."""
+def test_a_postgres_backup_holds_the_database_and_restores_it_into_an_empty_one(tmp_path, env, capsys):
+    """The archive holds a pg_dump of the database, the photos and the secret; a new machine with
+    an empty database gets every user back. A database that is not empty is refused (one line)
+    unless --force, and the folders are 0700 as the bot makes them."""
     url, drop = asyncio.run(fresh_postgres())
+    url2, drop2 = asyncio.run(fresh_postgres())
     try:
         env.setenv("DATABASE_URL", url)
         upgrade(url)
@@ -74,6 +76,7 @@ def test_a_postgres_deployment_restores_into_a_fresh_folder(tmp_path, env, capsy
         async def seed():
             storage = Storage(url, settings.photos_dir, settings.secret())
             await storage.upsert_user(333, language="ru", consent=CONSENT_YES)
+            await storage.upsert_user(334, language="kk", consent=CONSENT_YES)
             await storage.add_submission(333, jpeg, accepted=True, reasons=[], quality={}, probabilities=PROBS, risk="low", malignancy=0.1, model_version="m1")
             await storage.close()
 
@@ -81,14 +84,42 @@ def test_a_postgres_deployment_restores_into_a_fresh_folder(tmp_path, env, capsy
         before = asyncio.run(_user_and_photo(url, settings, 333))
         archive = tmp_path / "pg.tar.gz"
         assert main(["backup", "--out", str(archive)]) == 0
-        assert "1 photos" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "PostgreSQL, pg_dump, 2 users" in out and "1 photos" in out
+        with tarfile.open(archive) as tar:
+            assert "database.pgdump" in tar.getnames()
 
-        shutil.rmtree(tmp_path / "data")  # a new machine; the database itself is still there
+        # a new machine: a new, empty database and no data folder
+        shutil.rmtree(tmp_path / "data")
+        env.setenv("DATABASE_URL", url2)
         assert main(["restore", str(archive)]) == 0, capsys.readouterr().err
-        assert "restored 1 photos and the secret" in capsys.readouterr().out
-        assert asyncio.run(_user_and_photo(url, settings, 333)) == before and before[0] == 1 and before[1]
+        assert "restored 1 photos, the database and the secret" in capsys.readouterr().out
+        settings2 = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url2)
+        assert asyncio.run(_user_and_photo(url2, settings2, 333)) == before and before[0] == 1 and before[1]
+        for folder in [tmp_path / "data", *(p for p in (tmp_path / "data").rglob("*") if p.is_dir())]:
+            assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+        # the same archive again: the database is no longer empty
+        assert main(["restore", str(archive)]) == 2
+        line = one_error_line(capsys)
+        assert "not empty" in line and "--force" in line
+        assert main(["restore", str(archive), "--force"]) == 0, capsys.readouterr().err
+        assert asyncio.run(_user_and_photo(url2, settings2, 334))[0] == 0 and asyncio.run(_user_and_photo(url2, settings2, 333)) == before
     finally:
         asyncio.run(drop())
+        asyncio.run(drop2())
+
+
+def test_a_backup_without_pg_dump_says_what_to_install(tmp_path, env, capsys, monkeypatch):
+    env.setenv("DATABASE_URL", "postgresql+asyncpg://bot:secret@127.0.0.1:5432/bot")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    settings.load_secret()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no PostgreSQL client tools
+    assert main(["backup", "--out", str(tmp_path / "b.tar.gz")]) == 2
+    line = one_error_line(capsys)
+    assert "pg_dump not found" in line and "postgresql-client" in line and "secret@" not in line
+    assert not (tmp_path / "b.tar.gz").exists()
 
 
 def test_a_sqlite_archive_with_a_postgres_database_url_restores_nothing(tmp_path, env, sqlite_archive, capsys):

@@ -37,9 +37,9 @@ class LiteFeatures:
     """One LiteRT network as a feature extractor: uint8 RGB 224 in, float32 vector out."""
 
     def __init__(self, model_path: str | Path, tensor_name: str | None = None, content: bytes | None = None, threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
         import warnings
+
+        from ai_edge_litert.interpreter import Interpreter
 
         kwargs = {"model_content": content} if content is not None else {"model_path": str(model_path)}
         with warnings.catch_warnings():  # an inner tensor is read on purpose (the pooled features); serving would cut the graph there

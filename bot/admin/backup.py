@@ -3,15 +3,17 @@
 One ``.tar.gz`` with a ``manifest.json`` (what is inside, with SHA-256 of every member):
 
 * SQLite: the database through SQLite's online backup API (consistent while the bot runs);
-* PostgreSQL: the database is NOT in the archive; dump it with ``pg_dump`` (docs/operations.md)
-  and keep both together;
+* PostgreSQL: ``pg_dump --format=custom`` of the database (consistent while the bot runs), which
+  ``restore`` loads with ``pg_restore`` into an empty database (a non-empty one only with
+  ``--force``); the PostgreSQL client tools must be installed (Debian: ``postgresql-client``);
 * ``photos/``: every photo file;
 * ``pseudonym.secret``: without it no stored user can be found again (``/delete`` included).
   A secret given through ``PSEUDONYM_SECRET`` is not written into the archive; the manifest
   records its fingerprint so a restore can check that the right one is set.
 
 ``restore`` refuses to replace a database that already has users unless ``--force``, checks every
-member against the manifest, and checks the secret against the database's fingerprint.
+member against the manifest, checks the secret against the database's fingerprint, and after
+loading the database checks that it holds as many users as the manifest says.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bot.config import Settings
 from bot.infra.storage import secret_fingerprint
 
 FORMAT = 1
+PG_DUMP = "database.pgdump"
 
 
 class BackupError(Exception):
@@ -48,6 +51,64 @@ def _sha256(path: Path) -> str:
 
 def _is_sqlite(settings: Settings) -> bool:
     return settings.db_url.startswith("sqlite")
+
+
+def _pg(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """libpq connection options for the PostgreSQL tools, and an environment with the password
+    (never on the command line, where ``ps`` would show it)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.db_url)
+    args = ["--host", url.host or "127.0.0.1", "--port", str(url.port or 5432), "--dbname", url.database or ""]
+    if url.username:
+        args += ["--username", url.username]
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    return args, env
+
+
+def _run_pg(tool: str, args: list[str], env: dict[str, str]) -> None:
+    import subprocess
+
+    if shutil.which(tool) is None:
+        raise BackupError(f"{tool} not found: install the PostgreSQL client tools (Debian: apt-get install postgresql-client) to back up or restore a PostgreSQL database")
+    done = subprocess.run([tool, *args], env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise BackupError(f"{tool} failed: {lines[-1] if lines else f'exit {done.returncode}'}")
+
+
+def _pg_query(settings: Settings, sql: str):
+    """One value from the deployment's PostgreSQL database (asyncpg, as the bot connects)."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.db_url)
+
+    async def one():
+        conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database, timeout=10)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(one())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BackupError(f"cannot reach the database {settings.db_url_redacted} ({type(exc).__name__}: {exc})") from None
+
+
+def _count_users(settings: Settings, sqlite_file: Path | None = None) -> int:
+    if sqlite_file is not None:
+        with sqlite3.connect(sqlite_file) as con:
+            has = con.execute("SELECT name FROM sqlite_master WHERE name='users'").fetchone()
+            return con.execute("SELECT count(*) FROM users").fetchone()[0] if has else 0
+    if not _pg_query(settings, "SELECT to_regclass('public.users') IS NOT NULL"):
+        return 0
+    return int(_pg_query(settings, "SELECT count(*) FROM users"))
 
 
 def backup(settings: Settings, out: Path) -> str:
@@ -69,6 +130,13 @@ def backup(settings: Settings, out: Path) -> str:
             src.close()
             dst.close()
             members["bot.sqlite3"] = snapshot
+            users = _count_users(settings, snapshot)
+        else:
+            dump = Path(tmp) / PG_DUMP
+            args, env = _pg(settings)
+            _run_pg("pg_dump", ["--format=custom", "--no-owner", "--no-privileges", "--file", str(dump), *args], env)
+            members[PG_DUMP] = dump
+            users = _count_users(settings)
         if settings.secret_path.exists() and not settings.pseudonym_secret.get_secret_value():
             members["pseudonym.secret"] = settings.secret_path
         for path in sorted(settings.photos_dir.rglob("*.jpg")) if settings.photos_dir.is_dir() else []:
@@ -76,7 +144,8 @@ def backup(settings: Settings, out: Path) -> str:
         manifest = {
             "format": FORMAT,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "database": "sqlite (in the archive)" if _is_sqlite(settings) else f"{settings.db_url_redacted}: NOT in the archive, use pg_dump",
+            "database": "sqlite (in the archive)" if _is_sqlite(settings) else f"postgresql ({PG_DUMP}, pg_dump custom format) from {settings.db_url_redacted}",
+            "users": users,
             "secret_fingerprint": secret_fingerprint(secret),
             "secret_in_archive": "pseudonym.secret" in members,
             "files": {name: _sha256(path) for name, path in members.items()},
@@ -95,7 +164,7 @@ def backup(settings: Settings, out: Path) -> str:
     photos = sum(n.startswith("photos/") for n in members)
     removed = prune(out.parent, settings.backup_retention_days, keep=out)
     return (
-        f"backup written to {out}: {'database, ' if _is_sqlite(settings) else ''}{photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}; "
+        f"backup written to {out}: the database ({'SQLite' if _is_sqlite(settings) else 'PostgreSQL, pg_dump'}, {users} users), {photos} photos, secret {'included' if manifest['secret_in_archive'] else 'NOT included (from the environment)'}; "
         f"{removed} archives older than {settings.backup_retention_days} days removed beside it (BACKUP_RETENTION_DAYS: users are told erased data leaves backups within that time)"
     )
 
@@ -157,6 +226,7 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
         root = Path(tmp)
         manifest = _read_archive(archive, root)
         has_sqlite = "bot.sqlite3" in manifest["files"]
+        has_pg = PG_DUMP in manifest["files"]
         if has_sqlite and not _is_sqlite(settings):
             raise BackupError(
                 f"{archive} holds a SQLite database, but DATABASE_URL is {settings.db_url_redacted}: nothing was restored. "
@@ -164,8 +234,8 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
             )
         if not has_sqlite and _is_sqlite(settings):
             raise BackupError(
-                f"{archive} is from a PostgreSQL deployment (its database is not in the archive, see docs/operations.md): nothing was restored. "
-                "Restore the pg_dump into PostgreSQL and set DATABASE_URL to it, then run restore again for the photos and the secret"
+                f"{archive} is from a PostgreSQL deployment: nothing was restored. "
+                "Set DATABASE_URL to an empty PostgreSQL database and run restore again (it loads the database, the photos and the secret)"
             )
         if manifest["secret_in_archive"]:
             secret = (root / "pseudonym.secret").read_text().strip().encode()
@@ -176,10 +246,17 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
         if secret_fingerprint(secret) != manifest["secret_fingerprint"]:
             raise BackupError("PSEUDONYM_SECRET is not the secret this backup was made with")
         if has_sqlite and db.exists() and not force:
-            with sqlite3.connect(db) as con:
-                users = con.execute("SELECT count(*) FROM users").fetchone()[0] if con.execute("SELECT name FROM sqlite_master WHERE name='users'").fetchone() else 0
-            if users:
+            if users := _count_users(settings, db):
                 raise BackupError(f"{db} already has {users} users: restore with --force to replace it")
+        if has_pg and not force:
+            tables = int(_pg_query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+            if tables:
+                users = _count_users(settings)
+                raise BackupError(f"{settings.db_url_redacted} is not empty ({tables} tables, {users} users): restore into an empty database, or with --force to replace it")
+        if has_pg:  # before any file is written: a refused or broken load leaves the folder as it was
+            args, env = _pg(settings)
+            clean = ["--clean", "--if-exists"] if force else []
+            _run_pg("pg_restore", ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", *clean, *args, str(root / PG_DUMP)], env)
         try:
             data.mkdir(mode=0o700, parents=True, exist_ok=True)  # a fresh machine: the folder may not exist yet
             if has_sqlite:
@@ -197,6 +274,14 @@ def restore(settings: Settings, archive: Path, force: bool = False) -> str:
                 dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 shutil.copyfile(root / name, dest)
                 dest.chmod(0o600)
+            # mkdir(parents=True) makes the folders in between with the default mode: set 0700
+            # on every folder, as the bot creates them (only its own user reads users' photos).
+            for folder in [data, *(p for p in data.rglob("*") if p.is_dir())]:
+                folder.chmod(0o700)
         except OSError as exc:
             raise BackupError(f"cannot write into {data} ({exc.strerror or exc}): check DATA_DIR and its permissions") from None
-    return f"restored {len(photos)} photos{', the database' if has_sqlite else ''} and {'the secret' if manifest['secret_in_archive'] else 'no secret (PSEUDONYM_SECRET checked)'} into {data}"
+        if (has_sqlite or has_pg) and isinstance(manifest.get("users"), int):
+            found = _count_users(settings, db if has_sqlite else None)
+            if found != manifest["users"]:
+                raise BackupError(f"the restored database holds {found} users, the manifest says {manifest['users']}: check it before starting the bot")
+    return f"restored {len(photos)} photos{', the database' if has_sqlite or has_pg else ''} and {'the secret' if manifest['secret_in_archive'] else 'no secret (PSEUDONYM_SECRET checked)'} into {data}"
