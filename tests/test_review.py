@@ -49,6 +49,12 @@ async def test_review_flow_with_note_skip_and_second_opinion(bot_factory, lang):
     note_ok, case2 = await h.fake.replies(ADMIN, 2, since=2)
     dark = reason_label(lang, "too_dark")  # the reason in the admin's language, not its code
     assert note_ok["text"] == t(lang, "admin.note_saved") and dark in case2["text"] and "too_dark" not in case2["text"]
+    assert t(lang, "admin.rejected", reasons=dark) in case2["text"]
+    # the accepted case says it was accepted and what the user was told, never "not accepted: —"
+    assert t(lang, "admin.rejected", reasons="—") not in case1["text"]
+    assert t(lang, "admin.accepted", risk="\x00").split("\x00")[0] in case1["text"]
+    for text in (case1["text"], case2["text"]):  # quality measurements named in the admin's language
+        assert t(lang, "admin.quality.brightness") in text and ("brightness" not in text or lang == "en")
     h.fake.press(ADMIN, case2, "rv:2:skip", lang)
     (empty,) = await h.fake.replies(ADMIN, 1, since=4)
     assert empty["text"] == t(lang, "admin.no_cases")
@@ -167,6 +173,12 @@ def test_cli_export_is_a_training_source_without_ids(tmp_path, monkeypatch, caps
     asked = [tuple(r[k] for k in ("itch", "grew", "hurt", "changed", "bleed", "elevation")) for r in rows]
     assert asked == [("False", "True", "False", "False", "False", "True"), ("False", "False", "False", "False", "True", ""), ("",) * 6]
     assert [r["advice_days"] for r in rows] == ["14", "watch", ""]  # what each user was told
+    capsys.readouterr()
+    assert main(["export", "--out", str(out)]) == 2  # a second export never mixes with the first
+    assert "not an empty folder" in capsys.readouterr().err and len(list((out / "images").iterdir())) == 3
+    with pytest.raises(SystemExit):
+        main(["export", "--out", str(tmp_path / "x"), "--since", "1 Dec"])
+    assert "expected a date as YYYY-MM-DD" in capsys.readouterr().err
     assert "111111" not in text and "222222" not in text
     src = read_source(out)  # the training loader reads it as one more source
     assert len(src.samples) == 2 and {s.label for s in src.samples} == {3}  # "suspicious" has no class

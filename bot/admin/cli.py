@@ -22,12 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 
+def _date(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD (e.g. 2026-12-01), got {value!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bot.admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="photos + labels.csv for training")
     e.add_argument("--out", required=True)
-    e.add_argument("--since", type=lambda s: datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=UTC), help="YYYY-MM-DD")
+    e.add_argument("--since", type=_date, help="only cases from this day on, YYYY-MM-DD")
     e.add_argument("--reviewed-only", action="store_true")
     s = sub.add_parser("stats", help="the figures of /stats")
     s.add_argument("--json", action="store_true")
@@ -41,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if getattr(args, "older_than", 1) < 0:
         p.error("--older-than must be ≥ 0")
+    if args.command == "export" and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
+        # Old images beside a new labels.csv would look like cases of this export.
+        print(f"{args.out} is not an empty folder: export into a new one (an export is never mixed with an older one)", file=sys.stderr)
+        return 2
     if args.command in ("backup", "restore"):
         from bot.admin import backup
         from bot.config import Settings

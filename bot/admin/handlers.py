@@ -58,6 +58,14 @@ def reason_label(lang: str, code: str) -> str:
         return code
 
 
+def quality_label(lang: str, key: str) -> str:
+    """A quality measurement's name in the admin's language (the code if it is a new one)."""
+    try:
+        return t(lang, f"admin.quality.{key}")
+    except KeyError:
+        return key
+
+
 def risk_label(lang: str, code: str) -> str:
     return t(lang, f"risk.{code}") if code in ("low", "moderate", "high") else code
 
@@ -80,8 +88,8 @@ def case_text(lang: str, case: Case) -> str:
         risk=risk_label(lang, s.risk) if s.risk else "—",
         malignancy="—" if s.malignancy is None else number(s.malignancy, lang, "0.000"),
         top=_fmt(dict(top), lang, lambda c: t(lang, f"class.{c}")),
-        reasons=", ".join(reason_label(lang, r) for r in s.reasons) or "—",
-        quality=_fmt(s.quality, lang),  # measurement names, as in the README's quality gate
+        status=t(lang, "admin.accepted", risk=risk_label(lang, s.risk) if s.risk else "—") if s.accepted else t(lang, "admin.rejected", reasons=", ".join(reason_label(lang, r) for r in s.reasons) or "—"),
+        quality=_fmt(s.quality, lang, lambda k: quality_label(lang, k)),
         followup=", ".join(t(lang, f"followup.{k}") for k, v in (s.followup or {}).items() if v) or ("—" if s.followup is None else "✗"),
         verdicts=verdicts or "—",
     )
