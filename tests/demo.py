@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tests.fake_telegram import FakeTelegram, buttons
@@ -57,6 +58,9 @@ def plain(text: str) -> str:
 
 
 class Transcript:
+    exit_code: int | None = None  # the bot's, after SIGTERM (0: it stopped cleanly)
+    seconds: float = 0.0  # from the bot's start to its exit
+
     def __init__(self, lang: str):
         self.lang, self.lines = lang, []
 
@@ -105,7 +109,10 @@ async def converse(lang: str, photo: bytes, consent: str = "no", timeout: float 
             OPERATOR_NAME="Demo operator",
         )
         log = open(Path(tmp) / "bot.log", "wb")
-        bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        # An asyncio child: while it shuts down, this loop keeps serving the fake Bot API it talks to
+        # (a blocking wait here starved its last requests, and it was SIGKILLed after 30 s).
+        bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             n = 0
 
@@ -141,11 +148,13 @@ async def converse(lang: str, photo: bytes, consent: str = "no", timeout: float 
             tail = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()[-20:]
             raise SystemExit(f"the bot did not answer ({exc}); its log:\n" + "\n".join(tail)) from None
         finally:
-            bot.terminate()
+            bot.terminate()  # SIGTERM: the bot finishes what it holds and exits
             try:
-                bot.wait(30)
-            except subprocess.TimeoutExpired:
+                script.exit_code = await asyncio.wait_for(bot.wait(), 30)
+            except TimeoutError:
                 bot.kill()
+                script.exit_code = await bot.wait()
+            script.seconds = time.monotonic() - started
             log.close()
             await fake.stop()
     return script
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     photo = args.photo.read_bytes() if args.photo else default_photo()
     script = asyncio.run(converse(args.lang, photo, args.consent))
     print(script.text())
+    print(f"\n(the bot ran {script.seconds:.1f} s and exited with code {script.exit_code} after SIGTERM)", file=sys.stderr)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(script.markdown() + "\n", encoding="utf-8")

@@ -15,3 +15,4 @@ async def test_the_demo_prints_a_whole_conversation():
     assert "диагноз емес" in text.lower(), "the result says it is not a diagnosis"
     assert t("kk", "ask.noted", signs="қанады") in text, "the result names the sign ticked before it"
     assert t("kk", "spots.empty") in text
+    assert script.exit_code == 0, "the bot stops on SIGTERM by itself (it used to be SIGKILLed after 30 s)"

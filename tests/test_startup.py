@@ -11,6 +11,7 @@ import pytest
 from .bot_process import BotProcess, bot_env
 from .conftest import TOKEN, jpeg_bytes, needs_shared, skin_with_spot
 from .fake_telegram import FakeTelegram
+from .proxy import NO_POSTGRES, POSTGRES
 
 
 def one_line(output: str) -> str:
@@ -50,6 +51,31 @@ async def test_an_unreachable_bot_api_is_retried_then_one_line(tmp_path):
     assert rc == 2
     assert "after 3 tries" in one_line(out)
     assert out.count("retrying in") == 2  # backoff, bounded
+
+
+async def test_a_host_that_does_not_exist_fails_at_once(tmp_path):
+    """Waiting cannot fix a wrong host name: no retries, one line that says what to check."""
+    env = bot_env(None, tmp_path / "data", TELEGRAM_API_BASE_URL="http://no-such-host.invalid/bot", STARTUP_RETRIES="5", STARTUP_RETRY_DELAY_S="5")
+    rc, out = await run_bot(env, tmp_path, timeout=30)
+    assert rc == 2
+    line = one_line(out)
+    assert line.startswith("Telegram Bot API: this host name does not exist") and "retrying" not in out
+
+
+@pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
+@pytest.mark.parametrize("problem", ["database", "user"])
+async def test_a_database_or_user_that_does_not_exist_fails_at_once(tmp_path, problem):
+    base = POSTGRES.rsplit("/", 1)[0]
+    url = base + "/kzskin_no_such_database" if problem == "database" else base.replace("postgres@", "kzskin_no_such_user@") + "/test"
+    rc, out = await run_bot(bot_env(None, tmp_path / "data", DATABASE_URL=url, STARTUP_RETRIES="5", STARTUP_RETRY_DELAY_S="5"), tmp_path, timeout=30)
+    assert rc == 2
+    line = one_line(out)
+    assert ("the database does not exist" if problem == "database" else "the user was refused") in line and "retrying" not in out
+
+
+async def test_one_try_reads_one_try(tmp_path):
+    rc, out = await run_bot(bot_env(None, tmp_path / "data", STARTUP_RETRIES="1"), tmp_path)
+    assert rc == 2 and "after 1 try:" in one_line(out)
 
 
 async def test_an_unreachable_database_is_one_line_with_the_password_hidden(tmp_path):

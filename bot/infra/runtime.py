@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -151,8 +152,9 @@ def setup_logging(level: str, token: str, fmt: str = "text") -> None:
 
 
 def retry(what: str, attempt: Callable[[], T], tries: int, first_delay: float, fatal: tuple[type[BaseException], ...] = ()) -> T:
-    """Call ``attempt`` until it succeeds, with exponential backoff; a ``fatal`` exception or the
-    last failure becomes a :class:`StartupError` naming ``what``."""
+    """Call ``attempt`` until it succeeds, with exponential backoff; a ``fatal`` exception, an
+    error that waiting cannot fix (:func:`permanent`) or the last failure becomes a
+    :class:`StartupError` naming ``what``."""
     delay = first_delay
     for i in range(1, tries + 1):
         try:
@@ -160,12 +162,43 @@ def retry(what: str, attempt: Callable[[], T], tries: int, first_delay: float, f
         except fatal as exc:
             raise StartupError(f"{what}: {one_line(exc)}") from None
         except Exception as exc:  # noqa: BLE001 - network and driver errors of every library
+            if hint := permanent(exc):
+                raise StartupError(f"{what}: {hint} ({one_line(exc)})") from None
             if i == tries:
-                raise StartupError(f"{what} after {tries} tries: {one_line(exc)}") from None
+                raise StartupError(f"{what} after {tries} {'try' if tries == 1 else 'tries'}: {one_line(exc)}") from None
             log.warning("%s failed (%s); retrying in %.0f s", what, one_line(exc), delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+#: Driver errors that mean the settings are wrong, not that a server is still starting.
+PERMANENT = {
+    "InvalidPasswordError": "the password was refused: check DATABASE_URL",
+    "InvalidAuthorizationSpecificationError": "the user was refused: check DATABASE_URL",
+    "InvalidCatalogNameError": "the database does not exist: create it or check DATABASE_URL",
+    "InvalidToken": "Telegram rejected the token: check TELEGRAM_BOT_TOKEN (from @BotFather)",
+}
+
+
+def permanent(exc: BaseException) -> str | None:
+    """What to check when ``exc`` (or anything it was raised from) will not go away by waiting:
+    a host name that does not exist, a refused password or user, a missing database, a rejected
+    token. None for errors worth retrying (refused or timed-out connections, a DNS server that
+    did not answer)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) and e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            return "this host name does not exist: check the URL in the settings"
+        if type(e).__name__ in PERMANENT:
+            return PERMANENT[type(e).__name__]
+        stack += [e.__cause__, e.__context__, getattr(e, "orig", None)]
+    return None
 
 
 def one_line(exc: BaseException) -> str:

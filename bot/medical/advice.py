@@ -233,8 +233,8 @@ def with_answers(risk: str, answers: dict[str, bool] | None) -> tuple[str | None
     band = answers_band(answers)
     if band == "urgent":  # (the result already said "You noted: …": no second "thank you, noted")
         return ("ask.signs_high", HIGH_WITH_SIGNS) if risk == "high" else (None, of_level("signs"))
-    if band == "minor":
-        return ("ask.minor", of_level("moderate")) if risk == "low" else ("ask.minor_stands", next_step(risk))
+    if band == "minor":  # (a high photo's advice is restated without "sooner if it bleeds": a sign was just named)
+        return ("ask.minor", of_level("moderate")) if risk == "low" else ("ask.minor_stands", HIGH_WITH_SIGNS if risk == "high" else next_step(risk))
     return None, next_step(risk)
 
 
