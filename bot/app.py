@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -103,6 +104,9 @@ def startup_summary(app: Application) -> str:
     )
 
 
+#: This process's start (``time.time()``): a ``.tmp-`` photo from before it is a killed write.
+STARTED_AT = time.time()
+
 #: First retention run after start-up, then daily (``RETENTION_DAYS``; every replica may run it).
 RETENTION_FIRST_S = 300.0
 
@@ -125,7 +129,9 @@ async def retention(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _sweep(app: Application) -> None:
     try:
-        swept = await app.bot_data.storage.sweep()
+        swept = await app.bot_data.storage.sweep(started_at=STARTED_AT)
+        for kind, n in swept.items():
+            app.bot_data.metrics.swept.labels(kind).inc(n)
         if any(swept.values()):
             log.info("start-up sweep of the photo store: %s", swept)
     except Exception as exc:  # noqa: BLE001 - the database may be down at start-up: the bot still answers

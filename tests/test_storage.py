@@ -136,6 +136,31 @@ def test_sweep_removes_leftovers_and_unreferenced_files_after_the_grace_period(t
     assert not store.path(a, orphan).exists() and not legacy.exists() and not tmp.exists()
 
 
+async def test_a_write_killed_just_before_a_restart_is_removed_at_once(tmp_path):
+    """kill -9 mid-write leaves a `.tmp-` copy of a photo inside the user's folder; with a
+    database of its own no other process writes there, so the start-up sweep removes what was
+    written before this process began, however recent (an hour's grace kept it until someone
+    looked), and counts it (bot_swept_files_total{kind="tmp"})."""
+    import time
+
+    from bot.infra.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, tmp_path / "photos", b"k")
+    leftover = storage.photos.folder("a" * 64) / ".tmp-killed"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a photo")
+    started = time.time()
+    in_progress = storage.photos.folder("b" * 64) / ".tmp-writing"  # this process's own write, after its start
+    in_progress.parent.mkdir(parents=True)
+    in_progress.write_bytes(b"being written")
+    os.utime(in_progress, (started + 1, started + 1))
+    assert await storage.sweep(started_at=started) == {"tmp": 1, "unreferenced": 0}
+    assert not leftover.exists() and in_progress.exists()
+    await storage.close()
+
+
 async def test_a_failed_database_write_leaves_no_orphan_photo(storage):
     await storage.upsert_user(7, language="en", consent=CONSENT_YES)
     jpeg = encode_jpeg(skin_with_spot(size=(240, 320), seed=3))
@@ -193,3 +218,44 @@ async def test_replicas_starting_together_agree_on_the_secret(db_url, tmp_path):
             await other.check_secret(created_now=False)
     finally:
         await other.close()
+
+
+async def test_an_update_is_marked_done_when_its_answer_goes_out_not_when_its_handler_ends(tmp_path):
+    """The at-least-once window: a handler marks its update answered right after the result, and
+    the row is done while the handler still waits (on a consent question behind the rate limit,
+    say); a kill -9 then does not send that result again. Its own end marks nothing twice."""
+    from telegram import Update
+
+    from bot.infra.intake import DONE_BATCH_S, InboxProcessor
+    from bot.infra.migrate import upgrade
+    from bot.infra.storage import InboxRow
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, tmp_path / "photos", b"k")
+    await storage.inbox_add([(41, 7, {"update_id": 41})], "me")
+    processor = InboxProcessor(4)
+    processor.storage = storage
+    rest = asyncio.Event()
+    marks = []
+    real_done = storage.inbox_done
+
+    async def counting_done(ids):
+        marks.append(list(ids))
+        await real_done(ids)
+
+    storage.inbox_done = counting_done
+
+    async def handler():
+        processor.answered(41)  # the result was sent
+        await rest.wait()  # …the rest of the handler is still running
+
+    task = asyncio.create_task(processor.do_process_update(Update(41), handler()))
+    await asyncio.sleep(DONE_BATCH_S * 6)
+    async with storage.sessions() as s:
+        assert (await s.get(InboxRow, 41)).done_at is not None, "done while the handler still runs"
+    rest.set()
+    await task
+    await asyncio.sleep(DONE_BATCH_S * 4)
+    assert marks == [[41]], "one commit for the update, not one more at the handler's end"
+    await storage.close()

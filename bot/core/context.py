@@ -24,6 +24,7 @@ from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from bot.core.db import DB_WAIT_S, FAILED, guarded, storage_failed
 from bot.i18n import pick_language
+from bot.infra.intake import InboxProcessor
 from bot.infra.observability import update_type
 from bot.infra.runtime import within
 from bot.infra.storage import CONSENT_UNKNOWN
@@ -152,3 +153,10 @@ async def save_user(update: Update, context: Context, **fields) -> bool:
     done = await guarded(context, "write_user", context.bot_data.storage.upsert_user(update.effective_user.id, **fields), FAILED, "store user settings")
     return done is not FAILED
 
+
+def answered(context: Context, update: Update) -> None:
+    """Mark the update answered now, not after the rest of its handler: a crash from here on does
+    not send the answer again (``bot.infra.intake``, the at-least-once window)."""
+    processor = context.application.update_processor
+    if isinstance(processor, InboxProcessor):
+        processor.answered(update.update_id)

@@ -17,7 +17,11 @@ soon as it has the update in memory, so a crash loses everything received but no
    process takes over everything at start-up.
 
 At-least-once: a crash between an answer and its ``done`` mark answers that photo twice (its case
-is logged once: ``submissions.update_id`` is unique); it can never be answered zero times. If
+is logged once: ``submissions.update_id`` is unique); it can never be answered zero times. The
+window is kept short: a photo's row is marked done as soon as its result is sent
+(:meth:`InboxProcessor.answered`), not after the rest of its handler (a consent question or a
+followed spot's comparison, which under a burst wait their turn behind Telegram's rate limit),
+and the done marks of a burst share one commit every ``DONE_BATCH_S``. If
 the database is down the updates are still answered, just without the inbox (screening never
 waits for storage), and the log says so.
 
@@ -65,6 +69,9 @@ def scrub(payload: object) -> object:
 #: for a burst instead of one per update (the bot's largest SQLite cost under load). A crash in
 #: that window answers those updates again after the restart (at-least-once, as before).
 DONE_BATCH_S = 0.05
+#: How many marked ids the processor remembers, so a handler's own early mark and its end's mark
+#: commit once (far more than the updates in flight at any time).
+RECENT_MARKS = 4096
 
 
 class InboxProcessor(SimpleUpdateProcessor):
@@ -74,6 +81,7 @@ class InboxProcessor(SimpleUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self.storage = None  # set by bot.app once storage exists
         self._done: list[int] = []
+        self._marked: dict[int, None] = {}  # recently marked ids, oldest first: answered() is idempotent
         self._flushing: asyncio.Task | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
@@ -82,10 +90,21 @@ class InboxProcessor(SimpleUpdateProcessor):
         try:
             await coroutine
         finally:
-            if self.storage is not None and isinstance(update, Update):
-                self._done.append(update.update_id)
-                if self._flushing is None:
-                    self._flushing = asyncio.create_task(self._flush())
+            if isinstance(update, Update):
+                self.answered(update.update_id)
+
+    def answered(self, update_id: int) -> None:
+        """The update's answer has gone out: mark its row done with the next batch (a handler
+        calls it right after the answer, before whatever else it still sends; once more at its
+        end does nothing new)."""
+        if self.storage is None or update_id in self._marked:
+            return
+        self._marked[update_id] = None
+        if len(self._marked) > RECENT_MARKS:
+            del self._marked[next(iter(self._marked))]
+        self._done.append(update_id)
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         await asyncio.sleep(DONE_BATCH_S)

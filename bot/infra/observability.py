@@ -40,6 +40,7 @@ class Metrics:
         self.telegram_errors = Counter("bot_telegram_errors_total", "Errors from the Telegram Bot API", ["kind"], registry=r)
         self.questions = Counter("bot_questions_total", "Warning-sign questions before a result, by outcome (asked, signs, none, skip, timeout)", ["outcome"], registry=r)
         self.advice = Counter("bot_advice_total", "Final advice given for a photo, by its deadline in days (14, 30) or watch; once when the result is sent, once more when a later answer raises it", ["within_days"], registry=r)
+        self.swept = Counter("bot_swept_files_total", "Photo-store files removed at start-up: tmp (a write a killed process never finished), unreferenced (a photo outside every table)", ["kind"], registry=r)
         self.duplicates = Counter("bot_duplicate_updates_total", "Updates delivered again (or to another replica) and not answered twice", registry=r)
         self.queue = Gauge("bot_screening_queue", "Photos waiting for or in a screening worker", registry=r)
         self.queue.set_function(queue_depth)

@@ -81,16 +81,22 @@ class PhotoStore:
         folder.rmdir()
         return photos
 
-    def sweep(self, referenced: set[tuple[str, str]], grace_s: float = 3600.0) -> dict[str, int]:
+    def sweep(self, referenced: set[tuple[str, str]], grace_s: float = 3600.0, tmp_before: float | None = None) -> dict[str, int]:
         """Remove ``.tmp-`` leftovers and photos no row refers to, once older than ``grace_s``
-        (a file younger than that may belong to a write in progress)."""
+        (a file younger than that may belong to a write in progress). ``tmp_before``: a
+        ``.tmp-`` file written before this time is a leftover whatever its age (a process killed
+        mid-write; ``Storage.sweep`` passes the process's start when no other process writes here)."""
         cutoff = time.time() - grace_s
+        tmp_cutoff = max(cutoff, tmp_before) if tmp_before is not None else cutoff
         shas = {sha for _, sha in referenced}
         counts = {"tmp": 0, "unreferenced": 0}
         if not self.root.is_dir():
             return counts
         for path in self.root.rglob("*"):
-            if not path.is_file() or path.stat().st_mtime > cutoff:
+            if not path.is_file():
+                continue
+            mtime = path.stat().st_mtime
+            if mtime > (tmp_cutoff if path.name.startswith(".tmp-") else cutoff):
                 continue
             rel = path.relative_to(self.root).parts
             if path.name.startswith(".tmp-"):

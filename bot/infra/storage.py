@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,10 @@ from bot.infra.photos import PhotoStore
 #: Version of the privacy notice; bump it when the text's substance changes.
 NOTICE_VERSION = 3  # 2: reminders keep an encrypted chat id, what stays after "No", stop and /delete, backups; 3: a followed spot keeps whether a warning sign was ticked
 CONSENT_UNKNOWN, CONSENT_YES, CONSENT_NO = "unknown", "yes", "no"
+
+
+#: A ``.tmp-`` photo another replica may still be writing (it takes milliseconds) is left this long.
+TMP_GRACE_S = 120.0
 
 
 def now() -> datetime:
@@ -289,12 +294,18 @@ class Storage:
                 pass
         return removed
 
-    async def sweep(self, grace_s: float = 3600.0) -> dict[str, int]:
-        """Start-up clean-up of what a crash can leave: ``.tmp-`` files and unreferenced photos."""
+    async def sweep(self, grace_s: float = 3600.0, started_at: float | None = None) -> dict[str, int]:
+        """Start-up clean-up of what a crash can leave: ``.tmp-`` files and unreferenced photos.
+
+        ``started_at`` (this process's start, ``time.time()``): with a database of its own
+        (SQLite) no other process writes photos, so a ``.tmp-`` file from before it is a write
+        that a killed process never finished — removed now, not an hour later. With a shared
+        database other replicas may be writing: then only after ``TMP_GRACE_S``."""
         async with self.sessions() as s:
             rows = await s.execute(select(Submission.user_pseudonym, Submission.photo_sha256).where(Submission.photo_sha256.is_not(None)))
             referenced = {(owner, sha) for owner, sha in rows}
-        return await asyncio.to_thread(self.photos.sweep, referenced, grace_s)
+        tmp_before = None if started_at is None else (min(started_at, time.time() - TMP_GRACE_S) if self.shared else started_at)
+        return await asyncio.to_thread(self.photos.sweep, referenced, grace_s, tmp_before)
 
     # ------------------------------------------------------------ durable intake
 

@@ -20,7 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler
 
 from bot.core.buttons import PATTERNS, button_tag, is_id, sign_rows, valid_toggle, verify
 from bot.core.consent import maybe_ask_consent
-from bot.core.context import Context, user_state
+from bot.core.context import Context, answered, user_state
 from bot.core.db import DB_WAIT_S, guarded, storage_failed
 from bot.i18n import t, tn
 from bot.infra.runtime import within
@@ -125,6 +125,7 @@ async def on_question_button(update: Update, context: Context) -> None:
     except TelegramError:  # the overdue pass sends it (from the photo alone) instead of waiting out the lease
         await bd.questions.release(waiting.id, bd.process_id)
         raise
+    answered(context, update)
     await maybe_ask_consent(update, context, st)
 
 
