@@ -76,3 +76,30 @@ def test_a_configuration_error_is_not_restarted_in_a_loop():
     (restart,) = re.findall(r"^\s+restart:\s*\"?([^\"\n]+)\"?", bot, re.M)
     policy, _, tries = restart.partition(":")
     assert policy == "on-failure" and tries.isdigit() and int(tries) <= 5, f"bot restart policy {restart!r} loops on exit 2"
+
+
+def test_the_admin_wrapper_runs_with_the_services_user_settings_and_data_folder():
+    """`python -m bot.admin` run by hand on a systemd install would read ./data; the wrapper runs
+    it as the unit runs the bot: same user, same environment file, same DATA_DIR, same Python."""
+    unit = unit_settings(UNIT.read_text())
+    wrapper = (ROOT / "deploy" / "kz-skin-admin").read_text()
+    argv = shlex.split(wrapper.split("exec ", 1)[1].replace("\\\n", " "))
+    assert argv[0] == "systemd-run"
+    assert f"--uid={unit['User'][0]}" in argv and f"--gid={unit['Group'][0]}" in argv
+    assert f"--working-directory={unit['WorkingDirectory'][0]}" in argv
+    assert [f"--property=EnvironmentFile={path}" for path in unit["EnvironmentFile"]] == [a for a in argv if a.startswith("--property=EnvironmentFile=")]
+    service = shlex.split(unit["ExecStart"][0])  # /usr/bin/env DATA_DIR=… …/python -m bot
+    command = argv[next(i for i, a in enumerate(argv) if a == "/usr/bin/env") :]
+    assert command[:3] == service[:3], "the same DATA_DIR and Python as the service"
+    assert command[3:] == ["-m", "bot.admin", "$@"]
+    assert (ROOT / "deploy" / "kz-skin-admin").stat().st_mode & 0o111, "executable"
+
+
+def test_compose_starts_the_bot_once_postgresql_accepts_connections():
+    """The bot migrates at start: started before PostgreSQL is ready it failed and used up its
+    few restarts. It now waits for the database's health check (pg_isready)."""
+    compose = (ROOT / "compose.yaml").read_text()
+    bot = compose.split("\n  bot:\n", 1)[1].split("\n  db:\n", 1)[0]
+    db = compose.split("\n  db:\n", 1)[1].split("\n  redis:\n", 1)[0]
+    assert re.search(r"depends_on:\n\s+db:\n\s+condition: service_healthy", bot), bot
+    assert re.search(r"healthcheck:\n\s+test: \[\"CMD-SHELL\", \"pg_isready[^\]]*\]", db), db
