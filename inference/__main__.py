@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from inference.labels import CLASS_NAMES_EN
 from inference.screener import Screener, ScreeningResult
 
 
@@ -24,14 +25,25 @@ def _record(path: str, screener: Screener, force: bool) -> dict:
     return {"path": path, **screener.screen(data, force=force).to_dict()}
 
 
+def _classes(rec: dict) -> str:
+    """The score and the top class in words: the risk follows the *sum* of the malignant classes,
+    so a melanoma can read "risk HIGH" while the single most likely class is a nevus."""
+    top = rec["top_class"]
+    share = (rec.get("probabilities") or {}).get(top)
+    return (
+        f"malignancy {rec['malignancy']:.3f} (melanoma + basal cell carcinoma + actinic keratosis/SCC)  "
+        f"most likely single class: {CLASS_NAMES_EN.get(top, top)} [{top}]" + (f" {share:.2f}" if share is not None else "")
+    )
+
+
 def _text(rec: dict) -> str:
     head = f"{rec['path']}: "
     if rec["accepted"]:
-        head += f"risk {rec['risk'].upper()}  malignancy {rec['malignancy']:.3f}  top {rec['top_class']}"
+        head += f"risk {rec['risk'].upper()}  {_classes(rec)}"
     else:
         head += "NOT ACCEPTED (" + ", ".join(rec["reasons"]) + ")"
         if rec.get("risk"):
-            head += f"  [forced: risk {rec['risk']} malignancy {rec['malignancy']:.3f} top {rec['top_class']}]"
+            head += f"  [forced: risk {rec['risk']}  {_classes(rec)}]"
     if rec.get("ms", {}).get("total") is not None:
         head += f"  {rec['ms']['total']:.1f} ms"
     return head

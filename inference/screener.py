@@ -148,7 +148,9 @@ class Screener:
         if report.ok or force:
             pred = self.classifier.predict(img.rgb)
             result.skin = round(pred.skin, 4)
-            if pred.skin < self.card.skin_cut and "not_skin" not in result.reasons:
+            # Judged only where it would be without ``force`` (the photo passed the quality checks),
+            # so ``--force`` adds numbers, never a different list of reasons.
+            if report.ok and pred.skin < self.card.skin_cut:
                 result.reasons.append("not_skin")
             if not result.reasons or force:
                 self._fill(result, pred.probabilities)

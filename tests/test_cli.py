@@ -60,6 +60,16 @@ def test_force_classifies_rejected_photos_but_keeps_reasons(inputs):
     assert rec["accepted"] is False and "too_dark" in rec["reasons"]
     assert rec["risk"] in ("low", "moderate", "high")
     assert 0.0 <= rec["malignancy"] <= 1.0 and len(rec["probabilities"]) == 7
+    plain = json.loads(run_cli("--json", inputs["dark"]).stdout)
+    assert rec["reasons"] == plain["reasons"], "--force adds numbers, never other reasons"
+
+
+def test_text_output_explains_the_score_and_the_class_code(inputs):
+    """A melanoma used to read "risk HIGH … top nv": the risk follows the sum of the malignant
+    classes, the top class is one class, and its code needs words."""
+    out = run_cli("--force", inputs["dark"]).stdout
+    assert "melanoma + basal cell carcinoma + actinic keratosis/SCC" in out
+    assert "most likely single class: " in out and "[" in out
 
 
 def test_text_output_says_not_a_diagnosis(inputs):
