@@ -164,3 +164,16 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"bot process {i + 1}: last lines of {bot.log_path}", bot.tail()))
     if report.when == "teardown":
         STARTED.clear()
+
+
+#: Modules the quick run (``pytest -m "not slow"``, README) leaves out: TensorFlow training and
+#: its frozen features, the tests that start, kill or flood bot processes, and nginx. The quick run
+#: also keeps one language (English) of the tests run in kk, ru and en. The full run (CI) has them all.
+SLOW_MODULES = {"test_training_e2e", "test_frozen", "test_repeat_noise", "test_crash", "test_proxy", "test_startup", "test_hostile_inputs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or params.get("lang", "en") != "en":
+            item.add_marker(pytest.mark.slow)

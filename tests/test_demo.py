@@ -1,11 +1,14 @@
 """The README's demo (``python -m tests.demo``) works: the real bot, no token, a whole conversation."""
 
+import pytest
+
 from bot.i18n import t
 
 from .conftest import needs_shared
 from .demo import converse, default_photo
 
 
+@pytest.mark.slow  # a bot process: the full run only
 @needs_shared
 async def test_the_demo_prints_a_whole_conversation():
     script = await converse("kk", default_photo())

@@ -232,6 +232,7 @@ async def drain(dispatchers, bot) -> None:
     raise AssertionError("the queue did not drain")
 
 
+@pytest.mark.slow  # a killed process / a thousand reminders: the full run only
 @pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
 async def test_two_processes_send_1000_due_reminders_exactly_once(tmp_path):
     from telegram import Bot
@@ -287,6 +288,7 @@ async def test_blocked_users_are_not_retried_and_flood_limits_are(tmp_path):
         await fake.stop()
 
 
+@pytest.mark.slow  # a killed process / a thousand reminders: the full run only
 async def test_killed_after_claiming_then_sent_after_restart(tmp_path):
     """A process claimed reminders and died before sending (here: claimed by a process that
     never sends); then the bot is SIGKILLed in the middle of a backlog. Every reminder arrives,
