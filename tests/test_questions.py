@@ -135,9 +135,10 @@ async def test_every_answer_keeps_at_least_the_photos_advice(bot_factory, screen
         if outcome == "minor" and risk == "low":  # at least a dermatologist within a month, reassured
             assert t(lang, "ask.minor") in text and advice_text(lang, "next.moderate") in text
             assert advice_text(lang, "followup.raised") not in text
+        elif outcome == "minor" and risk == "high":  # any named sign: "as soon as you can", never "usually harmless"
+            assert t(lang, "ask.signs_high") in text and advice_text(lang, "next.high_signs") in text and t(lang, "ask.minor") not in text
         elif outcome == "minor":
-            own = "next.high_signs" if risk == "high" else f"next.{risk}"  # high: no "sooner if it bleeds" after a named sign
-            assert t(lang, "ask.minor_stands") in text and advice_text(lang, own) in text
+            assert t(lang, "ask.minor_stands") in text and advice_text(lang, f"next.{risk}") in text
         if outcome == "raised":  # asked and said back, but alone it raises nothing
             raised = t(lang, "followup.elevated")
             assert t(lang, "ask.noted", signs=raised[:1].lower() + raised[1:]) in text
@@ -280,7 +281,7 @@ def test_with_answers_grades_by_the_weighted_checklist_and_never_lowers():
                 assert preface == ("ask.signs_high" if risk == "high" else None)
             elif score:
                 assert step.key == {"low": "next.moderate", "moderate": "next.moderate", "high": "next.high_signs"}[risk], (risk, ticked)
-                assert preface == ("ask.minor" if risk == "low" else "ask.minor_stands")
+                assert preface == {"low": "ask.minor", "moderate": "ask.minor_stands", "high": "ask.signs_high"}[risk]
             else:
                 assert (preface, step) == (None, own), (risk, ticked)
 

@@ -223,18 +223,21 @@ def with_answers(risk: str, answers: dict[str, bool] | None) -> tuple[str | None
       (:func:`after_followup`): see a doctor within the signs interval, or the high advice
       restated ("the signs make it more urgent");
     * minor (1–2 points): at least "show it to a dermatologist within a month", with the
-      reassurance that such signs are common and usually harmless (``ask.minor``); a moderate or
-      high photo keeps its own advice ("it still stands");
+      reassurance that such signs are common and usually harmless (``ask.minor``) — only after a
+      low photo; a moderate photo keeps its own advice ("it stands: do not put it off"), a high
+      one is restated as "as soon as you can" (any named sign makes a high result more urgent);
     * none (0 points, "raised" alone, nothing ticked, not asked): the photo's own next step.
 
     The answers raise advice, they never lower it (a fused score that could lower it failed its
     ship rule: docs/model/HISTORY.md, "Model v3").
     """
     band = answers_band(answers)
-    if band == "urgent":  # (the result already said "You noted: …": no second "thank you, noted")
-        return ("ask.signs_high", HIGH_WITH_SIGNS) if risk == "high" else (None, of_level("signs"))
-    if band == "minor":  # (a high photo's advice is restated without "sooner if it bleeds": a sign was just named)
-        return ("ask.minor", of_level("moderate")) if risk == "low" else ("ask.minor_stands", HIGH_WITH_SIGNS if risk == "high" else next_step(risk))
+    if band != "none" and risk == "high":  # any named sign makes a high result more urgent: "as soon as you can"
+        return "ask.signs_high", HIGH_WITH_SIGNS  # (the result already said "You noted: …": no second "thank you, noted")
+    if band == "urgent":
+        return None, of_level("signs")
+    if band == "minor":  # reassurance only where the photo itself was low
+        return ("ask.minor", of_level("moderate")) if risk == "low" else ("ask.minor_stands", next_step(risk))
     return None, next_step(risk)
 
 
