@@ -191,3 +191,21 @@ def test_a_dermoscope_frame_blacks_out_the_corners_and_keeps_the_centre():
     framed_views = [augment_negative(photo, np.random.default_rng(i), scope=1.0) for i in range(4)]
     # corners stay far darker than the middle through colour jitter (contrast lifts black a little) and JPEG
     assert all(v[:4, :4].mean() < 0.4 * v[96:128, 96:128].mean() for v in framed_views), [v[:4, :4].mean() for v in framed_views]
+
+
+def test_the_phone_cut_of_candidate_2_is_not_set_by_one_outlier(tmp_path):
+    """Below 59 positives the Clopper–Pearson rule allows no miss, so one odd photo sets the cut
+    (candidate 1's failure); candidate 2's 97 % point rule lets it go and keeps the rest."""
+    from training.modality import ModalityHead, low_cut
+
+    score = np.r_[0.0002, np.linspace(0.2, 0.9, 43), np.linspace(0.0, 0.1, 44)]
+    positive = np.r_[np.ones(44, bool), np.zeros(44, bool)]
+    source = np.full(88, "sd198")
+    assert low_cut(score, positive, source, "cp") == 0.0002
+    assert low_cut(score, positive, source, "point") >= 0.2
+
+    head = ModalityHead(np.zeros(3, np.float32), np.ones(3, np.float32), np.array([1, 0, 0], np.float32), 0.0, 0.9)
+    assert [head.route(p) for p in (0.95, 0.05, 0.5)] == ["clinical", "dermoscopy", "unsure"]
+    head.save(tmp_path / "h.npz")
+    again = ModalityHead.load(tmp_path / "h.npz")
+    assert float(again.probability_clinical(np.array([3.0, 0, 0], np.float32))) > 0.9

@@ -122,15 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sources", nargs="*", default=list(SOURCES))
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
     nets = networks(args.weights, args.threads)
-    for name in args.sources:
-        target = args.out / f"{name}.npz"
+    cache_each(args.sources, args.out, lambda name, target: extract_source(args.data / name, nets, target))
+    return 0
+
+
+def cache_each(sources, out: Path, extract) -> None:
+    """``extract(name, OUT/<name>.npz)`` for each source not cached yet: a killed run resumes at
+    the next source (each file is written whole, then renamed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in sources:
+        target = out / f"{name}.npz"
         if target.exists():
             print(f"{name}: cached", file=sys.stderr)
             continue
-        extract_source(args.data / name, nets, target)
-    return 0
+        extract(name, target)
 
 
 if __name__ == "__main__":

@@ -66,15 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", nargs="*", default=list(SERVED_SOURCES))
     args = ap.parse_args(argv)
     from inference.screener import Screener
+    from training.frozen import cache_each
 
     clf = Screener.load(features=True).classifier
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.sources:
-        target = args.out / f"{name}.npz"
-        if target.exists():
-            print(f"{name}: cached", file=sys.stderr)
-            continue
-        extract(args.data / name, clf, target)
+    cache_each(args.sources, args.out, lambda name, target: extract(args.data / name, clf, target))
     return 0
 
 

@@ -244,21 +244,21 @@ class Storage:
             raise
 
     async def set_followup(self, telegram_id: int, submission_id: int, answers: dict[str, bool]) -> bool:
+        return await self._update_own(telegram_id, submission_id, followup=answers)
+
+    async def _update_own(self, telegram_id: int, submission_id: int, **values) -> bool:
+        """Set fields of one of this user's cases; False if it is not theirs (a forged id)."""
         async with self.sessions.begin() as s:
             sub = await s.get(Submission, submission_id)
             if sub is None or sub.user_pseudonym != self.pseudonym(telegram_id):
                 return False
-            sub.followup = answers
+            for key, value in values.items():
+                setattr(sub, key, value)
             return True
 
     async def set_advice(self, telegram_id: int, submission_id: int, advice_days: str) -> bool:
         """What the user was told for this case (a later, stronger answer overwrites it)."""
-        async with self.sessions.begin() as s:
-            sub = await s.get(Submission, submission_id)
-            if sub is None or sub.user_pseudonym != self.pseudonym(telegram_id):
-                return False
-            sub.advice_days = advice_days
-            return True
+        return await self._update_own(telegram_id, submission_id, advice_days=advice_days)
 
     async def history(self, telegram_id: int, limit: int = 20) -> list[Submission]:
         async with self.sessions() as s:
