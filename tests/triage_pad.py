@@ -6,8 +6,8 @@ doctor within 2 weeks", "within a month" or "watch", under the rule before NG12'
     python -m tests.triage_pad [--data ../shared/data/pad_ufes20]
 
 The photo's level comes from the shipped model exactly as served (``inference.Screener``). Most of
-these photos were seen in training or validation by one member, so the image half is optimistic;
-the answers' half is what this measures. PAD asks no shape/colour or inflammation question; its
+these photos were in a member's training split, so the image half is optimistic there; the
+"unseen patients" rows keep the validation and test patients only (no member trained on them). PAD asks no shape/colour or inflammation question; its
 two diameters give "wider than 7 mm"; "UNK" answers count as not ticked.
 """
 
@@ -33,7 +33,8 @@ def answers_of(row: dict) -> dict[str, bool]:
 
 
 def told(level: str) -> str:
-    return {"low": "watch", "moderate": "within a month", "signs": "within 2 weeks", "high": "within 2 weeks"}[level]
+    """The ``bot_advice_total{within_days}`` label the bot records for this level, in words."""
+    return {"14": "within 2 weeks", "30": "within a month", "watch": "watch"}[advice.within_days(level)]
 
 
 def old_level(risk: str, answers: dict[str, bool]) -> str:
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     screener = Screener.load()
     with open(args.data / "labels.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    tally = {rule: {group: Counter() for group in ("malignant", "actinic keratosis", "benign")} for rule in ("before", "NG12 checklist")}
+    from training.data import read_source, split_source
+    from training.served_cache import SPLIT_SEED
+
+    # Patients no member of the shipped model trained on: the validation and test splits.
+    unseen = {s.path.name for part in ("val", "test") for s in split_source(read_source(args.data), SPLIT_SEED)[part]}
+    tally = {f"{rule}{scope}": {group: Counter() for group in ("malignant", "actinic keratosis", "benign")} for scope in ("", ", unseen patients") for rule in ("before", "NG12 checklist")}
     skipped = 0
     for row in rows:
         result = screener.screen((args.data / row["image"]).read_bytes())
@@ -59,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         group = "malignant" if row["malignant"] == "1" else ("actinic keratosis" if row["diagnostic"] == "ACK" else "benign")
         answers = answers_of(row)
-        tally["before"][group][told(old_level(result.risk, answers))] += 1
-        tally["NG12 checklist"][group][told(advice.answers_level(result.risk, answers))] += 1
+        for scope in ("", ", unseen patients") if Path(row["image"]).name in unseen else ("",):
+            tally[f"before{scope}"][group][told(old_level(result.risk, answers))] += 1
+            tally[f"NG12 checklist{scope}"][group][told(advice.answers_level(result.risk, answers))] += 1
     print(f"PAD-UFES-20: {len(rows) - skipped} photos answered ({skipped} refused by the photo checks)")
     print("| rule | lesions | n | within 2 weeks | within a month | watch |")
     print("|---|---|---|---|---|---|")
