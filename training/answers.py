@@ -1,4 +1,4 @@
-"""The user's answers on top of the served image score, on PAD-UFES-20's held-out patients (#20).
+"""The user's answers on top of the served image score, on PAD-UFES-20's held-out patients (Model v3).
 
 The served model (``inference.Screener``) scores the PAD-UFES-20 photos of the validation and
 test splits (seed ``--split-seed``, the splits every member of the shipped model was trained

@@ -76,14 +76,14 @@ def loso_section(loso: dict, external: dict | None = None) -> list[str]:
 
 
 def candidates_section(frozen: dict, baseline: dict, answers: dict | None = None) -> list[str]:
-    """#20's candidates under LOSO: image-only rows (``training.frozen_loso``) next to the
+    """Model v3's candidates under LOSO: image-only rows (``training.frozen_loso``) next to the
     shipped recipe, and the rows with the user's answers (PAD-UFES-20, the only source that has
     them: ``training.frozen_loso``'s fusion and ``training.answers``)."""
     from training.frozen_loso import report
 
     out = [
         "",
-        "## Candidates (#20): frozen features of three networks, and the user's answers",
+        "## Candidates (\"Model v3\", not shipped): frozen features of three networks, and the user's answers",
         "",
         "Not shipped (the rule and why: docs/model/HISTORY.md, \"Model v3\"). Image only, leave-one-source-out, "
         "AUC melanoma for dermoscopy sources and malignant for the others; \"benign called low\" and \"sensitivity at low\" "
@@ -116,7 +116,7 @@ def candidates_section(frozen: dict, baseline: dict, answers: dict | None = None
 
 
 def repeat_noise_section(rn: dict | None) -> list[str]:
-    """How far malignancy moves between two photos of the same unchanged lesion (#13)."""
+    """How far malignancy moves between two photos of the same unchanged lesion (followed spots)."""
     if not rn:
         return []
     per = ", ".join(f"{SOURCES.get(k, k)} {v:.3f}" for k, v in rn["per_source_rise_p95"].items())
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", metavar="CHANGE", help="append this run to --runs first, described as CHANGE, and print nothing")
     p.add_argument("--loso", type=Path, help="leave-one-source-out results (training.loso --out, docs/model/loso.json)")
     p.add_argument("--external", type=Path, help="the served model on unseen sources (training.external --out)")
-    p.add_argument("--frozen", type=Path, help="#20's frozen-feature heads under LOSO (training.frozen_loso --out)")
+    p.add_argument("--frozen", type=Path, help="Model v3's frozen-feature heads under LOSO (training.frozen_loso --out)")
     p.add_argument("--answers", type=Path, help="the served model with the user's answers (training.answers --out)")
     args = p.parse_args(argv)
     card = json.loads((args.run / "model_card.json").read_text())

@@ -1,4 +1,4 @@
-"""Frozen ImageNet features of every image, cached once per source and view (#20).
+"""Frozen ImageNet features of every image, cached once per source and view (Model v3, docs/model/HISTORY.md).
 
 Three networks, none fine-tuned: the Keras MobileNetV2 α0.5 (global-average pooled, float) and
 the two Coral int8 LiteRT files (MobileNetV2 1.0: the pooled 1280 tensor before its classifier;

@@ -1,4 +1,4 @@
-"""What serving #20's frozen-feature candidate would cost, beside the shipped model, in one run.
+"""What serving Model v3's frozen-feature candidate would cost, beside the shipped model, in one run.
 
 The candidate runs three networks per view (the α0.5 Keras backbone as float TFLite, the Coral
 MobileNetV2 and MobileNetV1 int8 files) and a logistic head (a 3,584 × 7 matrix product); the
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"round": r, "kind": kind, **{k: round(v, 1) if isinstance(v, float) else v for k, v in m.items()}})
                 print(json.dumps(rows[-1]), flush=True)
     print("\n| model | classifier ms/photo, p50 (p95) | peak RSS, models loaded | TensorFlow imported |\n|---|---|---|---|")
-    names = {"shipped": "2026.11.29-E4 (shipped, two members)", "candidate1": "#20 candidate, centre view", "candidate2": "#20 candidate, centre + mirror"}
+    names = {"shipped": "2026.11.29-E4 (shipped, two members)", "candidate1": "Model v3 candidate, centre view", "candidate2": "Model v3 candidate, centre + mirror"}
     for kind, name in names.items():
         got = [x for x in rows if x["kind"] == kind]
         ms = ", ".join(f"{x['ms_p50']:.1f} ({x['ms_p95']:.1f})" for x in got)

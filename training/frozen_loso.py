@@ -1,4 +1,4 @@
-"""Leave-one-source-out for heads on cached frozen features (#20), and the PAD-UFES-20
+"""Leave-one-source-out for heads on cached frozen features (Model v3), and the PAD-UFES-20
 answers fusion. Reads ``training.frozen``'s cache; writes one JSON of numbers.
 
 For every feature set (which networks) and every held-out source: a multinomial logistic head

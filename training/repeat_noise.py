@@ -1,7 +1,7 @@
 """``python -m training.repeat_noise --data DIR... [--model M.tflite] [--record]`` — how much the
 served model's malignancy moves between two photos of the same, unchanged lesion.
 
-The bot compares a spot's new photo with its previous one (#13): a rise in malignancy counts as
+The bot compares a spot's new photo with its previous one: a rise in malignancy counts as
 a change only if it is larger than this noise. For each validation lesion (the group-aware split
 every training uses, seed 1234) it makes ``--views`` phone-style photos — crop, scale, light and
 white balance, blur, JPEG — scores them as the bot does (the TFLite classifier), and takes every
