@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.i18n import LANGUAGES, t
 from bot.infra.storage import Storage, now
@@ -467,3 +467,19 @@ async def test_ticking_a_sign_keeps_the_remind_me_and_spot_buttons(bot_factory, 
     h.fake.press(4700, when, next(c for _, c in buttons(when) if c.split(":")[4] == "w2"), "en")
     (created2,) = await h.fake.replies(4700, 1, since=n + 2)
     assert created2["text"].startswith("Done: I will remind you")
+
+
+async def test_a_name_that_overtakes_the_prompts_write_still_names_the_spot(bot_factory, screener):
+    """The prompt goes out first and its message id is stored next; a reply that arrives before
+    that write (a fast user, a slow database) waits for it instead of "I only understand photos"
+    (seen once in CI, where the fake user replies within milliseconds)."""
+    h = await bot_factory(forced(screener, "low"))
+    created, n = await follow_a_spot(h, 4190, "ru", "yes", benign_top_photo(screener))
+    (spot,) = await rows(h.storage, Spot)
+    async with h.storage.sessions.begin() as s:  # as if the write had not landed yet
+        await s.execute(update(Spot).values(prompt_message_id=None))
+    h.fake.send_text(4190, "левое плечо", "ru", reply_to=created)
+    await asyncio.sleep(0.5)
+    await h.app.bot_data.spots.set_prompt(spot.id, created["message_id"])  # …and now it lands
+    (named,) = await h.fake.replies(4190, 1, since=n)
+    assert named["text"] == t("ru", "spot.named", name="левое плечо")

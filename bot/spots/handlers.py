@@ -34,7 +34,7 @@ from bot.core.buttons import (
     verify,
 )
 from bot.core.context import Context, user_state
-from bot.core.db import guarded
+from bot.core.db import DB_WAIT_S, guarded
 from bot.core.errors import on_other
 from bot.i18n import local_date, t
 from bot.infra.storage import CONSENT_YES
@@ -239,6 +239,15 @@ async def on_reply_text(update: Update, context: Context) -> None:
         await on_other(update, context)
 
 
+#: How many times a reply to a naming prompt looks again for the prompt's row (within DB_WAIT_S).
+PROMPT_WAIT_STEPS = 10
+
+
+def _is_naming_prompt(lang: str, text: str) -> bool:
+    """Does ``text`` start like "Done: I will remind you on …" (either kind of reminder)?"""
+    return any(text.startswith(t(lang, key, date="\x00").split("\x00")[0]) for key in ("spot.created_low", "spot.created_doctor"))
+
+
 async def _name_a_spot(update: Update, context: Context) -> bool:
     msg = update.effective_message
     replied = msg.reply_to_message
@@ -248,6 +257,13 @@ async def _name_a_spot(update: Update, context: Context) -> bool:
     spots = context.bot_data.spots
     lang = (await user_state(update, context))["lang"]
     spot_id, name = await spots.spot_of_prompt(uid, replied.message_id), msg.text
+    if spot_id is None and _is_naming_prompt(lang, replied.text or ""):
+        # The prompt is sent first and its message id stored next: a reply that overtakes that
+        # write (a fast reply, a slow database) waits for it instead of being told "photos only".
+        for _ in range(PROMPT_WAIT_STEPS):
+            await asyncio.sleep(DB_WAIT_S / PROMPT_WAIT_STEPS)
+            if (spot_id := await spots.spot_of_prompt(uid, replied.message_id)) is not None:
+                break
     if spot_id is None:
         if not (replied.text or "").startswith(re.sub(r"<[^>]+>", "", t(lang, "spots.header"))):
             return False
