@@ -29,7 +29,7 @@ from bot.core.context import CONTEXT_TYPES, Flow, count_update
 from bot.core.errors import on_error, on_other
 from bot.i18n import LANGUAGES
 from bot.infra import observability
-from bot.infra.intake import INBOX_KEEP_DONE_S, InboxProcessor
+from bot.infra.intake import INBOX_KEEP_DONE_S, JOURNAL, InboxProcessor
 from bot.infra.ratelimit import RateLimiter, RedisRateLimiter
 from bot.infra.runtime import data_dir_problem, drain_abandoned
 from bot.infra.storage import Storage
@@ -178,6 +178,8 @@ def build_application(settings: Settings, screener: Screener | None = None) -> A
     )
     app = builder.build()
     processor.storage = storage
+    if not storage.shared:  # one process owns this database: it may journal its answers (bot.infra.intake)
+        processor.use_journal(settings.data_dir / JOURNAL)
     bd = app.bot_data
     bd.settings, bd.screener, bd.storage, bd.directory = settings, screener, storage, referral.load()
     bd.button_key = hashlib.sha256(b"buttons:" + secret).digest()  # signs every button (bot.core.buttons)

@@ -259,3 +259,33 @@ async def test_an_update_is_marked_done_when_its_answer_goes_out_not_when_its_ha
     await asyncio.sleep(DONE_BATCH_S * 4)
     assert marks == [[41]], "one commit for the update, not one more at the handler's end"
     await storage.close()
+
+
+async def test_an_answer_journalled_before_a_kill_is_not_sent_again(tmp_path):
+    """A process owning its database journals an answered id the moment it is answered; killed
+    before the done mark's commit, its successor replays the journal before taking anything over,
+    so that update is not answered twice."""
+    from bot.infra.intake import InboxProcessor
+    from bot.infra.migrate import upgrade
+    from bot.infra.storage import InboxRow
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    storage = Storage(url, tmp_path / "photos", b"k")
+    await storage.inbox_add([(51, 7, {"update_id": 51}), (52, 7, {"update_id": 52})], "dead")
+    killed = InboxProcessor(4)
+    killed.storage = storage
+    killed.use_journal(tmp_path / "answered.journal")
+    killed.answered(51)  # answered; the batch commit never happens (the process is "killed" now)
+    killed._flushing.cancel()
+    assert (tmp_path / "answered.journal").read_text() == "51\n"
+
+    successor = InboxProcessor(4)
+    successor.storage = storage
+    successor.use_journal(tmp_path / "answered.journal")
+    assert await successor.replay_journal() == 1
+    async with storage.sessions() as s:
+        assert (await s.get(InboxRow, 51)).done_at is not None, "answered before the kill: not taken over"
+        assert (await s.get(InboxRow, 52)).done_at is None, "never answered: still taken over"
+    assert (tmp_path / "answered.journal").read_text() == "", "emptied once committed"
+    await storage.close()

@@ -21,7 +21,11 @@ is logged once: ``submissions.update_id`` is unique); it can never be answered z
 window is kept short: a photo's row is marked done as soon as its result is sent
 (:meth:`InboxProcessor.answered`), not after the rest of its handler (a consent question or a
 followed spot's comparison, which under a burst wait their turn behind Telegram's rate limit),
-and the done marks of a burst share one commit every ``DONE_BATCH_S``. If
+and the done marks of a burst share one commit every ``DONE_BATCH_S``. With a database of its
+own (SQLite, one process) the id is also appended at once to a journal file in the data folder
+(``JOURNAL``; a write to the page cache survives ``kill -9``), which the next process replays
+before it takes anything over: the window shrinks from a database commit under load to the
+moment between Telegram's answer and that write. If
 the database is down the updates are still answered, just without the inbox (screening never
 waits for storage), and the log says so.
 
@@ -33,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 from telegram import Update
@@ -72,6 +78,8 @@ DONE_BATCH_S = 0.05
 #: How many marked ids the processor remembers, so a handler's own early mark and its end's mark
 #: commit once (far more than the updates in flight at any time).
 RECENT_MARKS = 4096
+#: The answered-ids journal (one id per line) in the data folder; single-process deployments only.
+JOURNAL = "answered.journal"
 
 
 class InboxProcessor(SimpleUpdateProcessor):
@@ -83,6 +91,25 @@ class InboxProcessor(SimpleUpdateProcessor):
         self._done: list[int] = []
         self._marked: dict[int, None] = {}  # recently marked ids, oldest first: answered() is idempotent
         self._flushing: asyncio.Task | None = None
+        self._journal: int | None = None  # fd of JOURNAL (O_APPEND) when this process owns the database
+        self._journal_path: Path | None = None
+
+    def use_journal(self, path: Path) -> None:
+        """Append answered ids to ``path`` as they happen (see the module docstring)."""
+        self._journal_path = path
+        self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    async def replay_journal(self) -> int:
+        """Mark done the ids a killed predecessor (or this process) wrote to the journal but may
+        not have committed; then empty it. Returns how many ids it held."""
+        if self._journal_path is None or self.storage is None:
+            return 0
+        ids = [int(x) for x in self._journal_path.read_text().split() if x.isdigit()]
+        if ids:
+            await within(self.storage.inbox_done(sorted(set(ids))), INBOX_WAIT_S)
+        if not self._done:
+            os.ftruncate(self._journal, 0)
+        return len(ids)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         if isinstance(update, Update):
@@ -100,6 +127,11 @@ class InboxProcessor(SimpleUpdateProcessor):
         if self.storage is None or update_id in self._marked:
             return
         self._marked[update_id] = None
+        if self._journal is not None:
+            try:
+                os.write(self._journal, f"{update_id}\n".encode())
+            except OSError as exc:  # a full disk: the database mark still comes with the batch
+                log.warning("could not journal an answered update (%s)", exc.strerror)
         if len(self._marked) > RECENT_MARKS:
             del self._marked[next(iter(self._marked))]
         self._done.append(update_id)
@@ -113,6 +145,9 @@ class InboxProcessor(SimpleUpdateProcessor):
             await within(self.storage.inbox_done(ids), INBOX_WAIT_S)
         except Exception:  # noqa: BLE001 - answered anyway; the rows are answered again after a restart
             log.warning("could not mark %d update(s) done in the inbox", len(ids))
+            return
+        if self._journal is not None and not self._done:  # everything journalled is committed
+            os.ftruncate(self._journal, 0)
 
     async def drain(self) -> None:
         """The last answers' rows are marked done (``bot.app`` calls it before closing storage)."""
@@ -151,6 +186,12 @@ class Inbox:
     async def take_over(self, stale_s: float) -> int:
         """Queue unanswered updates whose owner stopped refreshing them (all of them with
         ``stale_s=0``); their answers say they are late. Returns how many."""
+        processor = self.app.update_processor
+        try:
+            if isinstance(processor, InboxProcessor) and (replayed := await processor.replay_journal()):
+                log.info("%d answered update(s) from the journal marked done", replayed)
+        except Exception as exc:  # noqa: BLE001 - those few may be answered again (at-least-once)
+            log.warning("could not replay the answered-updates journal (%s)", type(exc).__name__)
         try:
             rows = await self.storage.inbox_claim(self.owner, stale_s)
         except Exception:  # noqa: BLE001
