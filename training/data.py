@@ -156,7 +156,7 @@ def read_source(folder: str | Path) -> Source:
                 group = r.get("lesion_id") or r["image_id"]
                 src.samples.append(Sample(folder / r["image"], src.name, src.modality, lab, group, int(r["malignant"])))
     elif {"image", "label", "modality"} <= cols:
-        # A maintainers' export from the bot (see bot/admin.py): reviewed cases as one more source.
+        # A maintainers' export from the bot (see bot/admin/review.py, python -m bot.admin export): reviewed cases as one more source.
         src = Source(folder.name, rows[0]["modality"] or CLINICAL)
         for r in rows:
             if r["label"] not in CLASSES:

@@ -1,4 +1,4 @@
-"""Messages in Kazakh, Russian and English from gettext catalogues (``bot/locales``).
+"""Messages in Kazakh, Russian and English from gettext catalogues (``bot/i18n/locales``).
 
 msgids are symbolic keys (``result.high``); each language's ``messages.po`` holds the text.
 Translators edit the .po files with any gettext tool; Babel reads them at start-up, so there is
