@@ -101,7 +101,7 @@ def test_train_export_and_serve(tmp_path, capsys, monkeypatch):
     docs = Path(__file__).resolve().parent.parent / "docs" / "model"
     assert card_main([str(out), "--loso", str(docs / "loso.json"), "--frozen", str(docs / "frozen_loso.json"), "--answers", str(docs / "answers.json")]) == 0
     rendered = capsys.readouterr().out
-    assert "## Candidates (#20)" in rendered and "| frozen a05+v1+v2/Cinner |" in rendered and "| held-out patients: 127 | 52 | 9 (0) |" in rendered
+    assert "## Candidates (\"Model v3\", not shipped)" in rendered and "| frozen a05+v1+v2/Cinner |" in rendered and "| held-out patients: 127 | 52 | 9 (0) |" in rendered
     assert set(report["test"]) == {"ham10000", "pad_ufes20"}
 
     screener = Screener.load(out / "model.tflite")
