@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.bot_process import BotProcess, bot_env
 from tests.fake_telegram import FakeTelegram
-from tests.test_crash import USERS, answered, photos, wait_until
+from tests.test_crash import USERS, answered, photos, start_users, wait_until
 
 
 async def run(kills: int, burst: int) -> tuple[int, int, int]:
@@ -30,12 +30,7 @@ async def run(kills: int, burst: int) -> tuple[int, int, int]:
         log = Path(tmp) / "bot.log"
         bot = await BotProcess(env, log).start()
         try:
-            for uid in USERS:
-                fake.send_text(uid, "/start", "ru")
-            await wait_until(lambda: all(len(fake.sent[u]) >= 2 for u in USERS), 60, "the welcome messages")
-            for uid in USERS[:2]:
-                fake.press(uid, fake.sent[uid][1], "consent:yes", "ru")
-            await wait_until(lambda: all(len(fake.sent[u]) >= 3 for u in USERS[:2]), 30, "the consent answers")
+            await start_users(fake)
             sent: list[int] = []
             for kill in range(kills):
                 before = len(answered(fake))

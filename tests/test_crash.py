@@ -41,6 +41,16 @@ async def wait_until(condition, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def start_users(fake: FakeTelegram) -> None:
+    """/start for every user; the first two consent (their photos are written to the store)."""
+    for uid in USERS:
+        fake.send_text(uid, "/start", "ru")
+    await wait_until(lambda: all(len(fake.sent[u]) >= 2 for u in USERS), 60, "the welcome messages")
+    for uid in USERS[:2]:
+        fake.press(uid, fake.sent[uid][1], "consent:yes", "ru")
+    await wait_until(lambda: all(len(fake.sent[u]) >= 3 for u in USERS[:2]), 30, "the consent answers")
+
+
 def answered(fake: FakeTelegram) -> set[int]:
     """Message ids of user photos that got a reply."""
     return {m["reply_to"] for msgs in fake.sent.values() for m in msgs if m.get("reply_to")}
@@ -54,12 +64,7 @@ async def test_kill_9_during_bursts_loses_no_photo(tmp_path):
     pics = photos()
     bot = await BotProcess(env, log).start()
     try:
-        for uid in USERS:
-            fake.send_text(uid, "/start", "ru")
-        await wait_until(lambda: all(len(fake.sent[u]) >= 2 for u in USERS), 60, "the welcome messages")
-        for uid in USERS[:2]:
-            fake.press(uid, fake.sent[uid][1], "consent:yes", "ru")
-        await wait_until(lambda: all(len(fake.sent[u]) >= 3 for u in USERS[:2]), 30, "the consent answers")
+        await start_users(fake)
 
         sent: list[int] = []
         for kill in range(KILLS):
