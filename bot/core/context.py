@@ -154,9 +154,9 @@ async def save_user(update: Update, context: Context, **fields) -> bool:
     return done is not FAILED
 
 
-def answered(context: Context, update: Update) -> None:
+def answered(context: Context, update_id: int | None) -> None:
     """Mark the update answered now, not after the rest of its handler: a crash from here on does
     not send the answer again (``bot.infra.intake``, the at-least-once window)."""
     processor = context.application.update_processor
-    if isinstance(processor, InboxProcessor):
-        processor.answered(update.update_id)
+    if update_id is not None and isinstance(processor, InboxProcessor):
+        processor.answered(update_id)

@@ -20,7 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler
 
 from bot.core.buttons import PATTERNS, button_tag, is_id, sign_rows, valid_toggle, verify
 from bot.core.consent import maybe_ask_consent
-from bot.core.context import Context, answered, user_state
+from bot.core.context import Context, user_state
 from bot.core.db import DB_WAIT_S, guarded, storage_failed
 from bot.i18n import t, tn
 from bot.infra.runtime import within
@@ -121,17 +121,16 @@ async def on_question_button(update: Update, context: Context) -> None:
     if answers is not None and waiting.sid and st["consent"] == CONSENT_YES:
         await guarded(context, "followup", bd.storage.set_followup(uid, waiting.sid, answers), what="store the answers")
     try:
-        await deliver(context, waiting, lang, st.get("region"), answers)
+        await deliver(context, waiting, lang, st.get("region"), answers, update_id=update.update_id)
     except TelegramError:  # the overdue pass sends it (from the photo alone) instead of waiting out the lease
         await bd.questions.release(waiting.id, bd.process_id)
         raise
-    answered(context, update)
     await maybe_ask_consent(update, context, st)
 
 
-async def deliver(context: Context, waiting: Waiting, lang: str, region: str | None, answers: dict[str, bool] | None, preface: str | None = None) -> None:
+async def deliver(context: Context, waiting: Waiting, lang: str, region: str | None, answers: dict[str, bool] | None, preface: str | None = None, update_id: int | None = None) -> None:
     """Send a claimed result, then forget it (a crash between the two answers it twice)."""
-    await context.bot_data.flow.send_result(context, waiting.user_id, waiting.chat_id, waiting.message_id, lang, region, waiting.result, waiting.sid, waiting.stored, answers=answers, preface=preface)
+    await context.bot_data.flow.send_result(context, waiting.user_id, waiting.chat_id, waiting.message_id, lang, region, waiting.result, waiting.sid, waiting.stored, answers=answers, preface=preface, update_id=update_id)
     await context.bot_data.questions.done(waiting.id)
 
 

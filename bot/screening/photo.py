@@ -18,7 +18,7 @@ from telegram.constants import ChatAction
 from telegram.ext import Application, MessageHandler, filters
 
 from bot.core.consent import maybe_ask_consent
-from bot.core.context import Context, answered, user_state
+from bot.core.context import Context, user_state
 from bot.core.db import FAILED, guarded
 from bot.i18n import t
 from bot.infra.storage import CONSENT_YES
@@ -61,8 +61,8 @@ async def on_image(update: Update, context: Context) -> None:
         # The warning-sign questions before the result; a followed spot's come with its comparison.
         if spot_id is None and await flow.ask(update, context, st, result, sid, stored, late):
             return
-    await send_result(context, update.effective_user.id, msg.chat_id, msg.message_id, lang, st.get("region"), result, sid, stored, late=late, spot_buttons=spot_id is None)
-    answered(context, update)  # the answer is out: a crash from here on does not send it again
+    # (marked answered the moment it is sent: a crash after that does not send it again)
+    await send_result(context, update.effective_user.id, msg.chat_id, msg.message_id, lang, st.get("region"), result, sid, stored, late=late, spot_buttons=spot_id is None, update_id=update.update_id)
     if spot_id is not None:
         await flow.compare(update, context, st, spot_id, result.risk, result.malignancy, sid, jpeg if keep else None)
     await maybe_ask_consent(update, context, st)

@@ -8,7 +8,7 @@ from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ParseMode
 
 from bot.core.buttons import followup_keyboard
-from bot.core.context import Context
+from bot.core.context import Context, answered
 from bot.core.db import guarded
 from bot.i18n import t
 from bot.medical import advice
@@ -40,11 +40,13 @@ def result_text(lang: str, result: ScreeningResult, directory: Directory, region
 
 
 async def send_result(context: Context, user_id: int, chat_id: int, reply_to: int, lang: str, region: str | None, result: ScreeningResult, sid: int, stored: bool,
-                      answers: dict[str, bool] | None = None, late: bool = False, preface: str | None = None, spot_buttons: bool = True):  # fmt: skip
+                      answers: dict[str, bool] | None = None, late: bool = False, preface: str | None = None, spot_buttons: bool = True,
+                      update_id: int | None = None):  # fmt: skip
     """One message per photo, replying to it. Without ``answers`` the follow-up questions ride
     on it as its keyboard; with them (asked before the result) only "remind me" and the spot
     buttons, at the level the answers gave. ``spot_buttons`` False: a photo of a followed spot
-    (its comparison, sent next, asks the questions at the spot's level)."""
+    (its comparison, sent next, asks the questions at the spot's level). ``update_id``: the update
+    this message answers, marked answered the moment it is sent (before anything else is stored)."""
     bd = context.bot_data
     text = result_text(lang, result, bd.directory, region, answers)
     if not stored:
@@ -66,6 +68,7 @@ async def send_result(context: Context, user_id: int, chat_id: int, reply_to: in
     # A photo deleted meanwhile (a late answer, a timed-out question screen) still gets its result.
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True)
     sent = await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=markup)
+    answered(context, update_id)  # before the advice is stored: a crash from here on does not send it again
     if result.accepted:
         await record_advice(context, user_id, sid, advice.answers_level(result.risk, answers))
     return sent
