@@ -53,6 +53,7 @@ import numpy as np
 
 from inference.labels import CLASSES, MALIGNANT
 from inference.risk import RiskThresholds, risk_level
+from training.evaluate import _cut_low_95, cut_high, cut_low, misses_allowed
 
 MODALITIES = ("dermoscopy", "clinical")
 UNSURE = "unsure"
@@ -144,15 +145,7 @@ def fit_head(x: np.ndarray, modality: np.ndarray, source: np.ndarray, c: float |
     return ModalityHead(mean, scale, lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), CONFIDENT)
 
 
-def misses_allowed(n: int) -> int:
-    from training.evaluate import misses_allowed as rule
-
-    return rule(n)
-
-
 def low_cut(score: np.ndarray, positive: np.ndarray, source: np.ndarray, pooled: str = "cp") -> float:
-    from training.evaluate import _cut_low_95, cut_low
-
     if pooled == "cp":
         lows = [cut_low(score, positive, misses_allowed(int(positive.sum())))]
     else:
@@ -166,8 +159,6 @@ def low_cut(score: np.ndarray, positive: np.ndarray, source: np.ndarray, pooled:
 
 def choose_cuts(t: dict[str, np.ndarray], rows: np.ndarray, cand: Candidate = CANDIDATES[1], today: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
     """Per modality ``low`` / ``high`` from ``rows`` (held-out-from-training photos only)."""
-    from training.evaluate import cut_high
-
     score = t["probs"][:, MAL_IDX].sum(axis=1)
     positive = np.isin(t["label"], MAL_IDX)
     benign = np.isin(t["label"], BENIGN_IDX)

@@ -18,17 +18,22 @@ loading the database checks that it holds as many users as the manifest says.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import tarfile
 import tempfile
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.infra.storage import secret_fingerprint
@@ -56,8 +61,6 @@ def _is_sqlite(settings: Settings) -> bool:
 def _pg(settings: Settings) -> tuple[list[str], dict[str, str]]:
     """libpq connection options for the PostgreSQL tools, and an environment with the password
     (never on the command line, where ``ps`` would show it)."""
-    from sqlalchemy.engine import make_url
-
     url = make_url(settings.db_url)
     args = ["--host", url.host or "127.0.0.1", "--port", str(url.port or 5432), "--dbname", url.database or ""]
     if url.username:
@@ -69,8 +72,6 @@ def _pg(settings: Settings) -> tuple[list[str], dict[str, str]]:
 
 
 def _run_pg(tool: str, args: list[str], env: dict[str, str]) -> None:
-    import subprocess
-
     if shutil.which(tool) is None:
         raise BackupError(f"{tool} not found: install the PostgreSQL client tools (Debian: apt-get install postgresql-client) to back up or restore a PostgreSQL database")
     done = subprocess.run([tool, *args], env=env, capture_output=True, text=True, timeout=3600)
@@ -81,11 +82,6 @@ def _run_pg(tool: str, args: list[str], env: dict[str, str]) -> None:
 
 def _pg_query(settings: Settings, sql: str):
     """One value from the deployment's PostgreSQL database (asyncpg, as the bot connects)."""
-    import asyncio
-
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
     url = make_url(settings.db_url)
 
     async def one():

@@ -21,6 +21,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.admin import backup
+from bot.admin.handlers import stats_text
+from bot.admin.review import Review
+from bot.config import Settings
+from bot.infra.migrate import upgrade
+from bot.infra.storage import SecretMismatch, Storage
+
 
 def _date(value: str) -> datetime:
     try:
@@ -53,9 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} is not an empty folder: export into a new one (an export is never mixed with an older one)", file=sys.stderr)
         return 2
     if args.command in ("backup", "restore"):
-        from bot.admin import backup
-        from bot.config import Settings
-
         settings = Settings()
         try:
             if args.command == "backup":
@@ -70,12 +74,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from bot.admin.handlers import stats_text
-    from bot.admin.review import Review
-    from bot.config import Settings
-    from bot.infra.migrate import upgrade
-    from bot.infra.storage import SecretMismatch, Storage
-
     settings = Settings()
     sqlite_file = settings.data_dir / "bot.sqlite3"
     if not settings.database_url and not sqlite_file.exists():

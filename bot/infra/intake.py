@@ -93,6 +93,7 @@ class InboxProcessor(SimpleUpdateProcessor):
         self._flushing: asyncio.Task | None = None
         self._journal: int | None = None  # fd of JOURNAL (O_APPEND) when this process owns the database
         self._journal_path: Path | None = None
+        self._replayed = False
 
     def use_journal(self, path: Path) -> None:
         """Append answered ids to ``path`` as they happen (see the module docstring)."""
@@ -100,10 +101,11 @@ class InboxProcessor(SimpleUpdateProcessor):
         self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     async def replay_journal(self) -> int:
-        """Mark done the ids a killed predecessor (or this process) wrote to the journal but may
-        not have committed; then empty it. Returns how many ids it held."""
-        if self._journal_path is None or self.storage is None:
+        """Mark done the ids a killed predecessor wrote to the journal but may not have committed;
+        then empty it. Runs at the first take-over of a process only. Returns how many ids it held."""
+        if self._journal_path is None or self.storage is None or self._replayed:
             return 0
+        self._replayed = True  # once per process: later entries are this process's own, committed by its batches
         ids = [int(x) for x in self._journal_path.read_text().split() if x.isdigit()]
         if ids:
             await within(self.storage.inbox_done(sorted(set(ids))), INBOX_WAIT_S)
